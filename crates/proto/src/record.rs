@@ -1,0 +1,1 @@
+//! Signed node records (being written).

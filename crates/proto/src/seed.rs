@@ -1,0 +1,1 @@
+//! The seed registry (being written).
