@@ -1,1 +1,29 @@
-fn main() {}
+//! The `gossipnet` binary: parses the command line and hands each
+//! subcommand to its module under `cmd/`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// gossipnet: a peer-to-peer gossip network.
+#[derive(Debug, Parser)]
+#[command(name = "gossipnet", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the protocol in the deterministic simulator (no network needed).
+    #[command(subcommand)]
+    Sim(cmd::sim::SimCommand),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim(c) => cmd::sim::run(c),
+    }
+}

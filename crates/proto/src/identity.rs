@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use data_encoding::BASE32_NOPAD;
-use ed25519_dalek::{Signer, Verifier};
+use ed25519_dalek::Signer;
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +68,7 @@ impl NodeId {
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), IdentityError> {
         let key = self.verifying_key()?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify(message, &sig)
+        key.verify_strict(message, &sig)
             .map_err(|_| IdentityError::BadSignature)
     }
 }
@@ -104,7 +104,11 @@ pub struct Signature(pub [u8; 64]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({}..)", data_encoding::HEXLOWER.encode(&self.0[..6]))
+        write!(
+            f,
+            "Signature({}..)",
+            data_encoding::HEXLOWER.encode(&self.0[..6])
+        )
     }
 }
 
@@ -192,7 +196,10 @@ mod tests {
     #[test]
     fn bad_text_is_refused() {
         assert_eq!("abc".parse::<NodeId>(), Err(IdentityError::BadText));
-        assert_eq!("1".repeat(52).parse::<NodeId>(), Err(IdentityError::BadText));
+        assert_eq!(
+            "1".repeat(52).parse::<NodeId>(),
+            Err(IdentityError::BadText)
+        );
     }
 
     #[test]
@@ -202,8 +209,14 @@ mod tests {
         let b = SecretKey::generate(&mut rng);
         let sig = a.sign(b"hello");
         assert!(a.node_id().verify(b"hello", &sig).is_ok());
-        assert_eq!(a.node_id().verify(b"hellO", &sig), Err(IdentityError::BadSignature));
-        assert_eq!(b.node_id().verify(b"hello", &sig), Err(IdentityError::BadSignature));
+        assert_eq!(
+            a.node_id().verify(b"hellO", &sig),
+            Err(IdentityError::BadSignature)
+        );
+        assert_eq!(
+            b.node_id().verify(b"hello", &sig),
+            Err(IdentityError::BadSignature)
+        );
     }
 
     #[test]

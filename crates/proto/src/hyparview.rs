@@ -1,0 +1,858 @@
+//! HyParView: the membership layer, a small active view of open links and a
+//! larger passive view of known peers.
+//!
+//! This follows Leitão, Pereira and Rodrigues, "HyParView: a membership
+//! protocol for reliable gossip-based broadcast" (DSN 2007). Each node keeps:
+//!
+//! - an **active view** of about log2(N)+1 peers (default 5) to which it holds
+//!   open links. The relation is symmetric: if A lists B, B lists A. Broadcast
+//!   (Plumtree) runs over these links only.
+//! - a **passive view** of more peers (default 30) it knows but is not linked
+//!   to. It is kept fresh by a periodic **shuffle**, a random walk that swaps
+//!   samples of both views with a distant node: this is the peer exchange.
+//!
+//! A new node joins by sending `Join` to a contact, which takes it into its
+//! active view and starts random walks (`ForwardJoin`) that end by adding it
+//! elsewhere (the active random walk length, ARWL) and leave it in passive
+//! views on the way (the passive random walk length, PRWL). When a link fails,
+//! the node asks passive peers to become neighbours, with *high* priority when
+//! its active view is empty (the request cannot be refused) and *low*
+//! priority otherwise (it is accepted only where there is room). That
+//! reactive repair is why HyParView keeps delivering after most of the
+//! network fails at once.
+//!
+//! Two departures from the paper, both for operation rather than theory:
+//! a neighbour request is answered with an explicit `NeighborReply`, so a
+//! refusal is known at once, and a periodic repair timer keeps retrying while
+//! the active view is below its capacity.
+//!
+//! The module is sans-IO: [`HyParView::handle`] takes an [`InEvent`] and the
+//! current time and appends [`OutEvent`]s to a queue the caller drains.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// Opaque data a node publishes about itself, carried with its id through
+/// the views: in the real network its encoded signed record (addresses,
+/// name, roles); in the simulator, empty.
+pub type PeerData = Bytes;
+
+/// Tunables of the membership layer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Active view size. The paper uses log2(N)+1; 5 serves networks of up to
+    /// tens of thousands with a fanout of 4 for the broadcast tree.
+    pub active_view_capacity: usize,
+    /// Passive view size. The paper's 30 keeps enough spare peers to repair
+    /// after 80% of the network fails at once.
+    pub passive_view_capacity: usize,
+    /// Hops a `ForwardJoin` walks before the node it names is taken into an
+    /// active view (ARWL; the paper's 6).
+    pub active_random_walk_length: u16,
+    /// Hop at which a `ForwardJoin` also leaves the joiner in a passive view
+    /// (PRWL; the paper's 3).
+    pub passive_random_walk_length: u16,
+    /// Hops a shuffle request walks before it is answered.
+    pub shuffle_random_walk_length: u16,
+    /// Active peers sampled into a shuffle.
+    pub shuffle_active_view_count: usize,
+    /// Passive peers sampled into a shuffle.
+    pub shuffle_passive_view_count: usize,
+    /// Period of the shuffle (the peer exchange), jittered by +-20% so that
+    /// nodes started together do not shuffle together.
+    pub shuffle_interval: Duration,
+    /// How long a neighbour request may stay unanswered before the peer is
+    /// taken for dead.
+    pub neighbor_request_timeout: Duration,
+    /// Period at which a node whose active view is below capacity asks
+    /// passive peers again.
+    pub repair_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            active_view_capacity: 5,
+            passive_view_capacity: 30,
+            active_random_walk_length: 6,
+            passive_random_walk_length: 3,
+            shuffle_random_walk_length: 6,
+            shuffle_active_view_count: 3,
+            shuffle_passive_view_count: 4,
+            shuffle_interval: Duration::from_secs(30),
+            neighbor_request_timeout: Duration::from_secs(2),
+            repair_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Most peers in one shuffle or shuffle reply: a bound on what is read from
+/// the wire, well above `1 + shuffle_active_view_count +
+/// shuffle_passive_view_count` of any sane configuration.
+pub const MAX_SHUFFLE_PEERS: usize = 32;
+
+/// A peer's id with the data it published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The peer's id.
+    pub id: NodeId,
+    /// Its published data (may be empty).
+    pub data: PeerData,
+}
+
+/// How hard a neighbour request insists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Priority {
+    /// Sent by a node whose active view is empty: the receiver must accept,
+    /// evicting a neighbour if it has to.
+    High,
+    /// Accepted only if the receiver has room.
+    Low,
+}
+
+/// HyParView wire messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A new node asks its contact to take it in; carries the joiner's data.
+    Join(PeerData),
+    /// A random walk announcing a joiner.
+    ForwardJoin {
+        /// The joiner.
+        peer: PeerInfo,
+        /// Hops left.
+        ttl: u16,
+    },
+    /// A random walk carrying a sample of the origin's views.
+    Shuffle {
+        /// Who started the shuffle; the reply goes straight to it.
+        origin: PeerInfo,
+        /// The sample.
+        nodes: Vec<PeerInfo>,
+        /// Hops left.
+        ttl: u16,
+    },
+    /// The answer to a shuffle: a sample of the receiver's passive view.
+    ShuffleReply {
+        /// The sample.
+        nodes: Vec<PeerInfo>,
+    },
+    /// A request to become neighbours, or, with high priority, a notice that
+    /// the sender has taken the receiver in (after a join); carries the
+    /// sender's data. Both are answered: a notice that crossed a disconnect
+    /// from the receiver is undone when the answer comes back.
+    Neighbor {
+        /// How hard the request insists.
+        priority: Priority,
+        /// The sender's data.
+        data: PeerData,
+        /// Number of the request, echoed in the reply.
+        request: u32,
+    },
+    /// The answer to a neighbour request.
+    NeighborReply {
+        /// Whether the sender is now in the replier's active view.
+        accepted: bool,
+        /// The replier's data.
+        data: PeerData,
+        /// The request answered. Replies are matched to requests by number,
+        /// because two requests to one peer can be out at once.
+        request: u32,
+    },
+    /// The sender has removed the receiver from its active view.
+    Disconnect {
+        /// False when the sender is leaving the network: the receiver then
+        /// forgets it instead of keeping it as a passive peer.
+        alive: bool,
+    },
+}
+
+/// Inputs to the membership layer.
+#[derive(Debug, Clone)]
+pub enum InEvent {
+    /// A message from a peer.
+    RecvMessage(NodeId, Message),
+    /// A timer set through [`OutEvent::ScheduleTimer`] fired.
+    TimerExpired(Timer),
+    /// The transport to this peer failed (dial refused, link reset, liveness
+    /// timeout). Not sent when a link is closed on purpose.
+    PeerDisconnected(NodeId),
+    /// Join the network through this contact.
+    RequestJoin(NodeId),
+    /// Our own published data changed.
+    UpdatePeerData(PeerData),
+    /// Leave the network: tell every neighbour.
+    Quit,
+}
+
+/// Outputs of the membership layer.
+#[derive(Debug, Clone)]
+pub enum OutEvent {
+    /// Send a message to a peer, opening a link if there is none.
+    SendMessage(NodeId, Message),
+    /// Call back with [`InEvent::TimerExpired`] after the delay.
+    ScheduleTimer(Duration, Timer),
+    /// Close the link to a peer once the queued messages are sent.
+    DisconnectPeer(NodeId),
+    /// Something the layers above or the user should know.
+    EmitEvent(Event),
+    /// New data learned for a peer (for the address book).
+    PeerData(NodeId, PeerData),
+}
+
+/// Timers of the membership layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Time to shuffle.
+    Shuffle,
+    /// Time to look at the active view and repair it.
+    Repair,
+    /// A neighbour request to this peer is due for an answer.
+    NeighborRequest(NodeId, u32),
+}
+
+/// Membership changes, for the broadcast layer and the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A peer entered the active view.
+    NeighborUp(NodeId),
+    /// A peer left the active view.
+    NeighborDown(NodeId),
+}
+
+/// The HyParView state of one node.
+#[derive(Debug)]
+pub struct HyParView {
+    me: NodeId,
+    my_data: PeerData,
+    config: Config,
+    /// In insertion order, so that behaviour is reproducible under a seed.
+    active: Vec<NodeId>,
+    passive: Vec<NodeId>,
+    /// Data of the peers in either view.
+    data: BTreeMap<NodeId, PeerData>,
+    /// Neighbour requests awaiting an answer, by peer, with their number.
+    pending: BTreeMap<NodeId, u32>,
+    next_request: u32,
+    /// Peers that refused a low-priority request since the last repair tick;
+    /// not asked again until then, so full peers are not hammered.
+    refused: BTreeSet<NodeId>,
+    /// The peers last sent out in a shuffle: evicted first when the reply
+    /// brings new ones (the paper's rule).
+    last_shuffled: Vec<NodeId>,
+    started: bool,
+    quit: bool,
+}
+
+impl HyParView {
+    /// A node with no neighbours yet.
+    pub fn new(me: NodeId, my_data: PeerData, config: Config) -> Self {
+        Self {
+            me,
+            my_data,
+            config,
+            active: Vec::new(),
+            passive: Vec::new(),
+            data: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_request: 0,
+            refused: BTreeSet::new(),
+            last_shuffled: Vec::new(),
+            started: false,
+            quit: false,
+        }
+    }
+
+    /// The active view: peers we hold links to.
+    pub fn active_view(&self) -> &[NodeId] {
+        &self.active
+    }
+
+    /// The passive view: peers we know of.
+    pub fn passive_view(&self) -> &[NodeId] {
+        &self.passive
+    }
+
+    /// The data a peer in either view published, if known.
+    pub fn peer_data(&self, id: &NodeId) -> Option<&PeerData> {
+        self.data.get(id)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one input, appending outputs to `out`.
+    pub fn handle<R: Rng>(
+        &mut self,
+        event: InEvent,
+        now: Instant,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        let _ = now;
+        if self.quit {
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            let first = jitter(self.config.shuffle_interval, rng);
+            out.push_back(OutEvent::ScheduleTimer(first, Timer::Shuffle));
+            out.push_back(OutEvent::ScheduleTimer(
+                self.config.repair_interval,
+                Timer::Repair,
+            ));
+        }
+        match event {
+            InEvent::RecvMessage(from, message) => self.on_message(from, message, rng, out),
+            InEvent::TimerExpired(timer) => self.on_timer(timer, rng, out),
+            InEvent::PeerDisconnected(peer) => self.on_peer_disconnected(peer, rng, out),
+            InEvent::RequestJoin(contact) => self.handle_join(contact, out),
+            InEvent::UpdatePeerData(data) => self.handle_update_data(data, out),
+            InEvent::Quit => self.handle_quit(out),
+        }
+    }
+
+    fn handle_join(&mut self, contact: NodeId, out: &mut VecDeque<OutEvent>) {
+        if contact == self.me {
+            return;
+        }
+        out.push_back(OutEvent::SendMessage(
+            contact,
+            Message::Join(self.my_data.clone()),
+        ));
+    }
+
+    fn handle_update_data(&mut self, data: PeerData, out: &mut VecDeque<OutEvent>) {
+        self.my_data = data;
+        // Neighbours learn the new data through a high-priority neighbour
+        // message they already accept, which refreshes what they hold.
+        for peer in self.active.clone() {
+            out.push_back(OutEvent::SendMessage(
+                peer,
+                Message::Neighbor {
+                    priority: Priority::High,
+                    data: self.my_data.clone(),
+                    request: self.new_request(),
+                },
+            ));
+        }
+    }
+
+    fn handle_quit(&mut self, out: &mut VecDeque<OutEvent>) {
+        for peer in std::mem::take(&mut self.active) {
+            out.push_back(OutEvent::SendMessage(
+                peer,
+                Message::Disconnect { alive: false },
+            ));
+            out.push_back(OutEvent::DisconnectPeer(peer));
+            out.push_back(OutEvent::EmitEvent(Event::NeighborDown(peer)));
+        }
+        self.quit = true;
+    }
+
+    fn on_message<R: Rng>(
+        &mut self,
+        from: NodeId,
+        message: Message,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        if from == self.me {
+            return;
+        }
+        match message {
+            Message::Join(data) => self.on_join(from, data, rng, out),
+            Message::ForwardJoin { peer, ttl } => self.on_forward_join(from, peer, ttl, rng, out),
+            Message::Shuffle { origin, nodes, ttl } => {
+                self.on_shuffle(from, origin, nodes, ttl, rng, out)
+            }
+            Message::ShuffleReply { nodes } => self.on_shuffle_reply(nodes, rng, out),
+            Message::Neighbor {
+                priority,
+                data,
+                request,
+            } => self.on_neighbor(from, priority, data, request, rng, out),
+            Message::NeighborReply {
+                accepted,
+                data,
+                request,
+            } => self.on_neighbor_reply(from, accepted, data, request, rng, out),
+            Message::Disconnect { alive } => self.on_disconnect(from, alive, rng, out),
+        }
+    }
+
+    fn on_join<R: Rng>(
+        &mut self,
+        from: NodeId,
+        data: PeerData,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        self.learn_data(from, data.clone(), out);
+        self.add_active(from, true, rng, out);
+        let info = PeerInfo { id: from, data };
+        for peer in self.active.clone() {
+            if peer != from {
+                out.push_back(OutEvent::SendMessage(
+                    peer,
+                    Message::ForwardJoin {
+                        peer: info.clone(),
+                        ttl: self.config.active_random_walk_length,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn on_forward_join<R: Rng>(
+        &mut self,
+        from: NodeId,
+        peer: PeerInfo,
+        ttl: u16,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        if peer.id == self.me {
+            return;
+        }
+        let next = self.random_active_except(&[from, peer.id], rng);
+        if ttl == 0 || self.active.len() <= 1 || next.is_none() {
+            self.learn_data(peer.id, peer.data, out);
+            self.add_active(peer.id, true, rng, out);
+            return;
+        }
+        if ttl == self.config.passive_random_walk_length {
+            self.add_passive(peer.id, peer.data.clone(), rng, out);
+        }
+        if let Some(next) = next {
+            out.push_back(OutEvent::SendMessage(
+                next,
+                Message::ForwardJoin { peer, ttl: ttl - 1 },
+            ));
+        }
+    }
+
+    fn on_shuffle<R: Rng>(
+        &mut self,
+        from: NodeId,
+        origin: PeerInfo,
+        nodes: Vec<PeerInfo>,
+        ttl: u16,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        if origin.id == self.me {
+            return;
+        }
+        if ttl > 0 && self.active.len() > 1 {
+            if let Some(next) = self.random_active_except(&[from, origin.id], rng) {
+                out.push_back(OutEvent::SendMessage(
+                    next,
+                    Message::Shuffle {
+                        origin,
+                        nodes,
+                        ttl: ttl - 1,
+                    },
+                ));
+                return;
+            }
+        }
+        // Accept: answer with as many of our passive peers as we were sent,
+        // then keep what we were sent.
+        let mut reply: Vec<NodeId> = self.passive.clone();
+        reply.shuffle(rng);
+        reply.truncate(nodes.len().min(MAX_SHUFFLE_PEERS));
+        let reply = reply
+            .into_iter()
+            .map(|id| PeerInfo {
+                id,
+                data: self.data.get(&id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        out.push_back(OutEvent::SendMessage(
+            origin.id,
+            Message::ShuffleReply { nodes: reply },
+        ));
+        self.add_passive(origin.id, origin.data, rng, out);
+        for node in nodes.into_iter().take(MAX_SHUFFLE_PEERS) {
+            self.add_passive(node.id, node.data, rng, out);
+        }
+    }
+
+    fn on_shuffle_reply<R: Rng>(
+        &mut self,
+        nodes: Vec<PeerInfo>,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        for node in nodes.into_iter().take(MAX_SHUFFLE_PEERS) {
+            self.add_passive(node.id, node.data, rng, out);
+        }
+        self.last_shuffled.clear();
+    }
+
+    fn on_neighbor<R: Rng>(
+        &mut self,
+        from: NodeId,
+        priority: Priority,
+        data: PeerData,
+        request: u32,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        self.learn_data(from, data, out);
+        let accepted = self.active.contains(&from)
+            || priority == Priority::High
+            || self.active.len() < self.config.active_view_capacity;
+        if accepted {
+            // A request of ours to the same peer stays pending: its answer
+            // is still on the way and must be read as an answer.
+            self.add_active(from, false, rng, out);
+        }
+        out.push_back(OutEvent::SendMessage(
+            from,
+            Message::NeighborReply {
+                accepted,
+                data: self.my_data.clone(),
+                request,
+            },
+        ));
+    }
+
+    fn on_neighbor_reply<R: Rng>(
+        &mut self,
+        from: NodeId,
+        accepted: bool,
+        data: PeerData,
+        request: u32,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        let was_pending = self.pending.get(&from) == Some(&request);
+        if was_pending {
+            self.pending.remove(&from);
+        }
+        self.learn_data(from, data, out);
+        let is_active = self.active.contains(&from);
+        match (accepted, was_pending, is_active) {
+            // The answer to our request: now neighbours.
+            (true, true, false) => self.add_active(from, false, rng, out),
+            // Already neighbours (a join crossed our request).
+            (true, _, true) => {}
+            // A yes to a request we gave up on, or to a notice that crossed
+            // our disconnect: the peer lists us, we do not list it. Tell it,
+            // so both views stay symmetric.
+            (true, false, false) => self.send_disconnect(from, true, out),
+            // Refused: ask someone else. (If a join made us neighbours
+            // meanwhile, that link stands on its own.)
+            (false, true, _) => {
+                self.refused.insert(from);
+                self.repair(rng, out);
+            }
+            // A stale refusal: nothing to undo.
+            (false, false, _) => {}
+        }
+    }
+
+    fn on_disconnect<R: Rng>(
+        &mut self,
+        from: NodeId,
+        alive: bool,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        self.pending.remove(&from);
+        if self.active.contains(&from) {
+            self.remove_active(from, alive, false, rng, out);
+            out.push_back(OutEvent::DisconnectPeer(from));
+        } else if !alive {
+            self.remove_passive(&from);
+        }
+        self.repair(rng, out);
+    }
+
+    fn on_peer_disconnected<R: Rng>(
+        &mut self,
+        peer: NodeId,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        self.pending.remove(&peer);
+        if self.active.contains(&peer) {
+            self.remove_active(peer, false, false, rng, out);
+        } else {
+            self.remove_passive(&peer);
+        }
+        self.repair(rng, out);
+    }
+
+    fn on_timer<R: Rng>(&mut self, timer: Timer, rng: &mut R, out: &mut VecDeque<OutEvent>) {
+        match timer {
+            Timer::Shuffle => {
+                self.shuffle(rng, out);
+                let next = jitter(self.config.shuffle_interval, rng);
+                out.push_back(OutEvent::ScheduleTimer(next, Timer::Shuffle));
+            }
+            Timer::Repair => {
+                self.refused.clear();
+                self.repair(rng, out);
+                out.push_back(OutEvent::ScheduleTimer(
+                    self.config.repair_interval,
+                    Timer::Repair,
+                ));
+            }
+            Timer::NeighborRequest(peer, request) => {
+                if self.pending.get(&peer) == Some(&request) {
+                    self.pending.remove(&peer);
+                    // No answer in time: take it for dead.
+                    self.remove_passive(&peer);
+                    self.repair(rng, out);
+                }
+            }
+        }
+    }
+
+    fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut VecDeque<OutEvent>) {
+        let Some(target) = self.active.choose(rng).copied() else {
+            return;
+        };
+        let mut sample: Vec<NodeId> = self
+            .active
+            .iter()
+            .filter(|p| **p != target)
+            .copied()
+            .collect::<Vec<_>>()
+            .choose_multiple(rng, self.config.shuffle_active_view_count)
+            .copied()
+            .collect();
+        sample.extend(
+            self.passive
+                .choose_multiple(rng, self.config.shuffle_passive_view_count)
+                .copied(),
+        );
+        sample.truncate(MAX_SHUFFLE_PEERS);
+        self.last_shuffled = sample.clone();
+        let nodes = sample
+            .into_iter()
+            .map(|id| PeerInfo {
+                id,
+                data: self.data.get(&id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        out.push_back(OutEvent::SendMessage(
+            target,
+            Message::Shuffle {
+                origin: PeerInfo {
+                    id: self.me,
+                    data: self.my_data.clone(),
+                },
+                nodes,
+                ttl: self.config.shuffle_random_walk_length,
+            },
+        ));
+    }
+
+    /// Sends neighbour requests to passive peers until, counting the requests
+    /// already out, the active view would be full.
+    fn repair<R: Rng>(&mut self, rng: &mut R, out: &mut VecDeque<OutEvent>) {
+        let want = self
+            .config
+            .active_view_capacity
+            .saturating_sub(self.active.len() + self.pending.len());
+        if want == 0 {
+            return;
+        }
+        let candidates: Vec<NodeId> = self
+            .passive
+            .iter()
+            .filter(|p| !self.pending.contains_key(p) && !self.refused.contains(p))
+            .copied()
+            .collect();
+        let priority = if self.active.is_empty() {
+            Priority::High
+        } else {
+            Priority::Low
+        };
+        for peer in candidates.choose_multiple(rng, want) {
+            let request = self.new_request();
+            self.pending.insert(*peer, request);
+            out.push_back(OutEvent::SendMessage(
+                *peer,
+                Message::Neighbor {
+                    priority,
+                    data: self.my_data.clone(),
+                    request,
+                },
+            ));
+            out.push_back(OutEvent::ScheduleTimer(
+                self.config.neighbor_request_timeout,
+                Timer::NeighborRequest(*peer, request),
+            ));
+        }
+    }
+
+    /// Puts `peer` into the active view, evicting a random neighbour if full.
+    /// With `notify`, the peer is told with a high-priority neighbour message
+    /// (it was taken in by a join and must take us in too).
+    fn add_active<R: Rng>(
+        &mut self,
+        peer: NodeId,
+        notify: bool,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        if peer == self.me || self.active.contains(&peer) {
+            return;
+        }
+        if self.active.len() >= self.config.active_view_capacity {
+            if let Some(victim) = self.active.choose(rng).copied() {
+                self.send_disconnect(victim, true, out);
+                out.push_back(OutEvent::DisconnectPeer(victim));
+                self.remove_active(victim, true, true, rng, out);
+            }
+        }
+        self.remove_passive_keep_data(&peer);
+        self.active.push(peer);
+        out.push_back(OutEvent::EmitEvent(Event::NeighborUp(peer)));
+        if notify {
+            out.push_back(OutEvent::SendMessage(
+                peer,
+                Message::Neighbor {
+                    priority: Priority::High,
+                    data: self.my_data.clone(),
+                    request: self.new_request(),
+                },
+            ));
+        }
+    }
+
+    /// Takes `peer` out of the active view; an `alive` peer moves to the
+    /// passive view. `evicting` suppresses repair (the caller is filling the
+    /// slot right away).
+    fn remove_active<R: Rng>(
+        &mut self,
+        peer: NodeId,
+        alive: bool,
+        evicting: bool,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        let Some(pos) = self.active.iter().position(|p| *p == peer) else {
+            return;
+        };
+        self.active.remove(pos);
+        // A request of ours still out to this peer is void: its yes would
+        // cross our disconnect and leave the link listed at one end only.
+        self.pending.remove(&peer);
+        out.push_back(OutEvent::EmitEvent(Event::NeighborDown(peer)));
+        if alive {
+            let data = self.data.get(&peer).cloned().unwrap_or_default();
+            self.add_passive(peer, data, rng, out);
+        } else {
+            self.data.remove(&peer);
+        }
+        if !evicting {
+            self.repair(rng, out);
+        }
+    }
+
+    fn add_passive<R: Rng>(
+        &mut self,
+        peer: NodeId,
+        data: PeerData,
+        rng: &mut R,
+        out: &mut VecDeque<OutEvent>,
+    ) {
+        if peer == self.me || self.active.contains(&peer) {
+            return;
+        }
+        self.learn_data(peer, data, out);
+        if self.passive.contains(&peer) {
+            return;
+        }
+        if self.passive.len() >= self.config.passive_view_capacity {
+            // Prefer evicting what we just sent away in a shuffle: the peer
+            // that received it keeps it alive in the network.
+            let victim = self
+                .last_shuffled
+                .iter()
+                .position(|p| self.passive.contains(p) && !self.pending.contains_key(p))
+                .map(|i| self.last_shuffled.swap_remove(i))
+                .or_else(|| {
+                    let candidates: Vec<NodeId> = self
+                        .passive
+                        .iter()
+                        .filter(|p| !self.pending.contains_key(p))
+                        .copied()
+                        .collect();
+                    candidates.choose(rng).copied()
+                });
+            match victim {
+                Some(victim) => self.remove_passive(&victim),
+                None => return,
+            }
+        }
+        self.passive.push(peer);
+    }
+
+    fn remove_passive(&mut self, peer: &NodeId) {
+        if let Some(pos) = self.passive.iter().position(|p| p == peer) {
+            self.passive.remove(pos);
+            if !self.active.contains(peer) {
+                self.data.remove(peer);
+            }
+        }
+    }
+
+    fn remove_passive_keep_data(&mut self, peer: &NodeId) {
+        if let Some(pos) = self.passive.iter().position(|p| p == peer) {
+            self.passive.remove(pos);
+        }
+    }
+
+    fn learn_data(&mut self, peer: NodeId, data: PeerData, out: &mut VecDeque<OutEvent>) {
+        if peer == self.me || data.is_empty() {
+            return;
+        }
+        if self.data.get(&peer) != Some(&data) {
+            self.data.insert(peer, data.clone());
+            out.push_back(OutEvent::PeerData(peer, data));
+        }
+    }
+
+    /// Tells a peer we dropped it. Any request of ours still out to it is
+    /// void from here on: the peer's answer was written before it read our
+    /// disconnect, so a yes in it is stale (and gets another disconnect).
+    fn send_disconnect(&mut self, peer: NodeId, alive: bool, out: &mut VecDeque<OutEvent>) {
+        self.pending.remove(&peer);
+        out.push_back(OutEvent::SendMessage(peer, Message::Disconnect { alive }));
+    }
+
+    fn new_request(&mut self) -> u32 {
+        self.next_request = self.next_request.wrapping_add(1);
+        self.next_request
+    }
+
+    fn random_active_except<R: Rng>(&self, except: &[NodeId], rng: &mut R) -> Option<NodeId> {
+        let candidates: Vec<NodeId> = self
+            .active
+            .iter()
+            .filter(|p| !except.contains(p))
+            .copied()
+            .collect();
+        candidates.choose(rng).copied()
+    }
+}
+
+/// `base` scaled by a random factor in [0.8, 1.2).
+fn jitter<R: Rng>(base: Duration, rng: &mut R) -> Duration {
+    base.mul_f64(rng.gen_range(0.8..1.2))
+}

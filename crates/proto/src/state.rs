@@ -1,0 +1,435 @@
+//! The protocol state of one node: membership, broadcast, liveness and the
+//! size estimate, composed behind one input and one output vocabulary.
+//!
+//! [`State`] is what a runtime drives. It feeds in [`InEvent`]s (a message
+//! from a peer, a user command, a timer, a failed link) with the current time
+//! and carries out the [`OutEvent`]s that come back (send a message, set a
+//! timer, close a link, tell the user). The simulator and the tokio node both
+//! drive exactly this type, which is why a behaviour seen at 100,000
+//! simulated nodes is the behaviour of the real program.
+//!
+//! The router's own rules are few: HyParView's neighbour changes become
+//! Plumtree's eager/lazy peers; every message from a peer counts as a sign of
+//! life; a quiet neighbour is pinged and, if it stays quiet, declared dead and
+//! handed to HyParView's repair; and a broadcast payload is checked (hash
+//! first, then, if asked, its signature) before Plumtree sees it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::plumtree::Delivered;
+use crate::wire::Message;
+use crate::{hyparview, plumtree, size, MessageId, NodeId};
+
+/// Liveness tunables.
+#[derive(Debug, Clone)]
+pub struct LivenessConfig {
+    /// How often neighbours' silence is checked.
+    pub tick: Duration,
+    /// A neighbour quiet this long is pinged. Busy links carry traffic and
+    /// are never pinged.
+    pub ping_after: Duration,
+    /// A neighbour quiet this long is dead: three missed pings at the
+    /// default tick.
+    pub dead_after: Duration,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            ping_after: Duration::from_secs(10),
+            dead_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Configuration of the whole protocol.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HyParView.
+    pub membership: hyparview::Config,
+    /// Plumtree.
+    pub broadcast: plumtree::Config,
+    /// Size estimate; `None` turns it off.
+    pub size: Option<size::Config>,
+    /// Liveness.
+    pub liveness: LivenessConfig,
+    /// Verify each broadcast envelope's signature before delivering or
+    /// forwarding it. The real node always does; the simulator may skip it
+    /// because its payloads are not envelopes.
+    pub verify_envelopes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            membership: hyparview::Config::default(),
+            broadcast: plumtree::Config::default(),
+            size: Some(size::Config::default()),
+            liveness: LivenessConfig::default(),
+            verify_envelopes: true,
+        }
+    }
+}
+
+/// What the user (or embedding program) asks of the node.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Join the network through these contacts.
+    Join(Vec<NodeId>),
+    /// Broadcast an encoded, signed envelope.
+    Broadcast(Bytes),
+    /// Our own published data (signed record) changed.
+    UpdatePeerData(Bytes),
+    /// Leave the network gracefully.
+    Quit,
+}
+
+/// Inputs.
+#[derive(Debug, Clone)]
+pub enum InEvent {
+    /// A decoded message from a peer.
+    RecvMessage(NodeId, Message),
+    /// A user command.
+    Command(Command),
+    /// A timer fired.
+    TimerExpired(Timer),
+    /// The transport to this peer failed (dial refused, link reset). Not for
+    /// links closed on purpose.
+    PeerDisconnected(NodeId),
+}
+
+/// Outputs.
+#[derive(Debug, Clone)]
+pub enum OutEvent {
+    /// Send a message, opening a link if there is none.
+    SendMessage(NodeId, Message),
+    /// Call back with [`InEvent::TimerExpired`] after the delay.
+    ScheduleTimer(Duration, Timer),
+    /// Close the link to this peer once queued messages are out.
+    DisconnectPeer(NodeId),
+    /// Tell the user.
+    EmitEvent(Event),
+    /// New data for a peer, for the address book.
+    PeerData(NodeId, Bytes),
+}
+
+/// Timers of all layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Membership.
+    Membership(hyparview::Timer),
+    /// Broadcast.
+    Broadcast(plumtree::Timer),
+    /// Liveness check.
+    Liveness,
+    /// Size-estimate exchange.
+    Size,
+}
+
+/// What the user learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A peer entered the active view.
+    NeighborUp(NodeId),
+    /// A peer left the active view.
+    NeighborDown(NodeId),
+    /// A broadcast message arrived (exactly once per message).
+    Received(Delivered),
+    /// A peer broke the protocol; its link is being closed.
+    Misbehaved {
+        /// The peer.
+        peer: NodeId,
+        /// What it did.
+        reason: &'static str,
+    },
+}
+
+/// Counters of the router.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pings sent on quiet links.
+    pub pings_sent: u64,
+    /// Neighbours declared dead after silence.
+    pub dead_by_silence: u64,
+    /// Envelopes refused for a bad signature.
+    pub bad_envelopes: u64,
+}
+
+/// The protocol state of one node. See the module docs.
+#[derive(Debug)]
+pub struct State<R> {
+    me: NodeId,
+    config: Config,
+    rng: R,
+    membership: hyparview::HyParView,
+    broadcast: plumtree::Plumtree,
+    size: Option<size::SizeEstimator>,
+    /// When each neighbour was last heard from.
+    last_heard: BTreeMap<NodeId, Instant>,
+    ping_nonce: u64,
+    started: bool,
+    stats: Stats,
+    out: VecDeque<OutEvent>,
+    hpv_out: VecDeque<hyparview::OutEvent>,
+    tree_out: VecDeque<plumtree::OutEvent>,
+    size_out: VecDeque<(NodeId, size::Message)>,
+}
+
+impl<R: Rng> State<R> {
+    /// A node that has not joined yet. `data` is what it publishes about
+    /// itself (its encoded signed record); `rng` drives every random choice,
+    /// so a seeded one makes the node reproducible.
+    pub fn new(me: NodeId, data: Bytes, config: Config, rng: R) -> Self {
+        let size = config.size.clone().map(|c| size::SizeEstimator::new(me, c));
+        Self {
+            me,
+            membership: hyparview::HyParView::new(me, data, config.membership.clone()),
+            broadcast: plumtree::Plumtree::new(me, config.broadcast.clone()),
+            size,
+            config,
+            rng,
+            last_heard: BTreeMap::new(),
+            ping_nonce: 0,
+            started: false,
+            stats: Stats::default(),
+            out: VecDeque::new(),
+            hpv_out: VecDeque::new(),
+            tree_out: VecDeque::new(),
+            size_out: VecDeque::new(),
+        }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// The membership layer, for inspection.
+    pub fn membership(&self) -> &hyparview::HyParView {
+        &self.membership
+    }
+
+    /// The broadcast layer, for inspection.
+    pub fn broadcast(&self) -> &plumtree::Plumtree {
+        &self.broadcast
+    }
+
+    /// The gossip estimate of the network size, if enabled.
+    pub fn size_estimate(&self) -> Option<f64> {
+        self.size.as_ref().map(|s| s.estimate())
+    }
+
+    /// Router counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Handles one input at time `now`; the returned iterator yields the
+    /// outputs and must be drained before the next call.
+    pub fn handle(
+        &mut self,
+        event: InEvent,
+        now: Instant,
+    ) -> std::collections::vec_deque::Drain<'_, OutEvent> {
+        if !self.started {
+            self.started = true;
+            self.out.push_back(OutEvent::ScheduleTimer(
+                self.config.liveness.tick,
+                Timer::Liveness,
+            ));
+            if let Some(size) = &self.size {
+                self.out
+                    .push_back(OutEvent::ScheduleTimer(size.tick_interval(), Timer::Size));
+            }
+        }
+        match event {
+            InEvent::RecvMessage(from, message) => self.on_message(from, message, now),
+            InEvent::Command(command) => self.on_command(command, now),
+            InEvent::TimerExpired(timer) => self.on_timer(timer, now),
+            InEvent::PeerDisconnected(peer) => {
+                self.membership_input(hyparview::InEvent::PeerDisconnected(peer), now)
+            }
+        }
+        self.out.drain(..)
+    }
+
+    fn on_message(&mut self, from: NodeId, message: Message, now: Instant) {
+        if let Some(at) = self.last_heard.get_mut(&from) {
+            *at = now;
+        }
+        match message {
+            Message::Membership(m) => {
+                self.membership_input(hyparview::InEvent::RecvMessage(from, m), now)
+            }
+            Message::Broadcast(plumtree::Message::Gossip(gossip)) => {
+                let id = MessageId::of(&gossip.content);
+                if self.config.verify_envelopes
+                    && !self.broadcast.has_seen(&id)
+                    && crate::envelope::decode_verified(&gossip.content).is_err()
+                {
+                    self.stats.bad_envelopes += 1;
+                    self.misbehaved(from, "broadcast envelope failed verification", now);
+                    return;
+                }
+                self.broadcast
+                    .handle_gossip(from, gossip, id, now, &mut self.tree_out);
+                self.flush_broadcast();
+            }
+            Message::Broadcast(m) => {
+                self.broadcast_input(plumtree::InEvent::RecvMessage(from, m), now)
+            }
+            Message::Ping(nonce) => self
+                .out
+                .push_back(OutEvent::SendMessage(from, Message::Pong(nonce))),
+            Message::Pong(_) => {}
+            Message::Size(m) => {
+                if let Some(size) = &mut self.size {
+                    size.on_message(m);
+                }
+            }
+        }
+    }
+
+    fn misbehaved(&mut self, peer: NodeId, reason: &'static str, now: Instant) {
+        self.out
+            .push_back(OutEvent::EmitEvent(Event::Misbehaved { peer, reason }));
+        self.out.push_back(OutEvent::DisconnectPeer(peer));
+        self.membership_input(hyparview::InEvent::PeerDisconnected(peer), now);
+    }
+
+    fn on_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Join(contacts) => {
+                for contact in contacts {
+                    self.membership_input(hyparview::InEvent::RequestJoin(contact), now);
+                }
+            }
+            Command::Broadcast(content) => {
+                self.broadcast_input(plumtree::InEvent::Broadcast(content), now)
+            }
+            Command::UpdatePeerData(data) => {
+                self.membership_input(hyparview::InEvent::UpdatePeerData(data), now)
+            }
+            Command::Quit => self.membership_input(hyparview::InEvent::Quit, now),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Membership(t) => self.membership_input(hyparview::InEvent::TimerExpired(t), now),
+            Timer::Broadcast(t) => self.broadcast_input(plumtree::InEvent::TimerExpired(t), now),
+            Timer::Liveness => {
+                self.check_liveness(now);
+                self.out.push_back(OutEvent::ScheduleTimer(
+                    self.config.liveness.tick,
+                    Timer::Liveness,
+                ));
+            }
+            Timer::Size => {
+                if let Some(size) = &mut self.size {
+                    size.on_tick(
+                        self.membership.active_view(),
+                        &mut self.rng,
+                        &mut self.size_out,
+                    );
+                    let tick = size.tick_interval();
+                    for (peer, m) in self.size_out.drain(..) {
+                        self.out
+                            .push_back(OutEvent::SendMessage(peer, Message::Size(m)));
+                    }
+                    self.out
+                        .push_back(OutEvent::ScheduleTimer(tick, Timer::Size));
+                }
+            }
+        }
+    }
+
+    fn check_liveness(&mut self, now: Instant) {
+        let mut dead = Vec::new();
+        for (peer, at) in &self.last_heard {
+            let quiet = now.saturating_duration_since(*at);
+            if quiet >= self.config.liveness.dead_after {
+                dead.push(*peer);
+            } else if quiet >= self.config.liveness.ping_after {
+                self.ping_nonce = self.ping_nonce.wrapping_add(1);
+                self.stats.pings_sent += 1;
+                self.out
+                    .push_back(OutEvent::SendMessage(*peer, Message::Ping(self.ping_nonce)));
+            }
+        }
+        for peer in dead {
+            self.stats.dead_by_silence += 1;
+            self.out.push_back(OutEvent::DisconnectPeer(peer));
+            self.membership_input(hyparview::InEvent::PeerDisconnected(peer), now);
+        }
+    }
+
+    fn membership_input(&mut self, event: hyparview::InEvent, now: Instant) {
+        self.membership
+            .handle(event, now, &mut self.rng, &mut self.hpv_out);
+        while let Some(out) = self.hpv_out.pop_front() {
+            match out {
+                hyparview::OutEvent::SendMessage(to, m) => self
+                    .out
+                    .push_back(OutEvent::SendMessage(to, Message::Membership(m))),
+                hyparview::OutEvent::ScheduleTimer(delay, t) => self
+                    .out
+                    .push_back(OutEvent::ScheduleTimer(delay, Timer::Membership(t))),
+                hyparview::OutEvent::DisconnectPeer(peer) => {
+                    self.out.push_back(OutEvent::DisconnectPeer(peer))
+                }
+                hyparview::OutEvent::PeerData(peer, data) => {
+                    self.out.push_back(OutEvent::PeerData(peer, data))
+                }
+                hyparview::OutEvent::EmitEvent(hyparview::Event::NeighborUp(peer)) => {
+                    self.last_heard.insert(peer, now);
+                    self.out
+                        .push_back(OutEvent::EmitEvent(Event::NeighborUp(peer)));
+                    self.broadcast.handle(
+                        plumtree::InEvent::NeighborUp(peer),
+                        now,
+                        &mut self.tree_out,
+                    );
+                    self.flush_broadcast();
+                }
+                hyparview::OutEvent::EmitEvent(hyparview::Event::NeighborDown(peer)) => {
+                    self.last_heard.remove(&peer);
+                    self.out
+                        .push_back(OutEvent::EmitEvent(Event::NeighborDown(peer)));
+                    self.broadcast.handle(
+                        plumtree::InEvent::NeighborDown(peer),
+                        now,
+                        &mut self.tree_out,
+                    );
+                    self.flush_broadcast();
+                }
+            }
+        }
+    }
+
+    fn broadcast_input(&mut self, event: plumtree::InEvent, now: Instant) {
+        self.broadcast.handle(event, now, &mut self.tree_out);
+        self.flush_broadcast();
+    }
+
+    fn flush_broadcast(&mut self) {
+        while let Some(out) = self.tree_out.pop_front() {
+            self.out.push_back(match out {
+                plumtree::OutEvent::SendMessage(to, m) => {
+                    OutEvent::SendMessage(to, Message::Broadcast(m))
+                }
+                plumtree::OutEvent::ScheduleTimer(delay, t) => {
+                    OutEvent::ScheduleTimer(delay, Timer::Broadcast(t))
+                }
+                plumtree::OutEvent::EmitEvent(plumtree::Event::Received(d)) => {
+                    OutEvent::EmitEvent(Event::Received(d))
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The experiments of the HyParView and Plumtree papers, as functions that
+//! build a network in the simulator, run it, and return a report.
+//!
+//! - [`broadcast`]: reliability, relative message redundancy (RMR) and last
+//!   delivery hop (LDH) of a stable overlay (Plumtree paper, section 5);
+//! - [`failure`]: reliability of the first broadcast after a fraction of the
+//!   nodes crash at once, time to heal, and reliability after healing
+//!   (HyParView paper, section 5);
+//! - [`size`]: the error of the gossip size estimate.
+//!
+//! Each report carries the invariant violations found on the way (an
+//! asymmetric link, a view over capacity, an isolated node, a message
+//! delivered twice); a correct run has none.
+
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::sim::{Idx, SimConfig, Simulator, Violations};
+
+/// Virtual time between two joins: 2,000 joins a second, a flash crowd that
+/// the join protocol must absorb.
+const JOIN_INTERVAL: Duration = Duration::from_micros(500);
+/// Virtual time for the overlay to settle after the last join.
+const SETTLE: Duration = Duration::from_secs(10);
+/// Virtual time a broadcast round is given (the slowest delivery at 100,000
+/// nodes takes well under a second; grafts and IHAVE batches finish too).
+const ROUND_TIME: Duration = Duration::from_secs(5);
+/// Virtual time the first broadcast after a mass failure is given: the
+/// overlay repairs and catches nodes up within it.
+const FAILURE_ROUND_TIME: Duration = Duration::from_secs(10);
+/// Longest virtual time allowed for healing after a mass failure.
+const HEAL_LIMIT: Duration = Duration::from_secs(600);
+/// Payload size of simulated broadcasts.
+const PAYLOAD: usize = 64;
+
+/// Who sends in a broadcast experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Senders {
+    /// One node sends every round.
+    Single,
+    /// A random live node sends each round.
+    Random,
+    /// Every live node sends once each round, all at once.
+    All,
+}
+
+impl std::str::FromStr for Senders {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "single" => Ok(Self::Single),
+            "random" => Ok(Self::Random),
+            "all" => Ok(Self::All),
+            _ => Err(format!("unknown senders '{s}': use single, random or all")),
+        }
+    }
+}
+
+/// Counts of invariant violations, for reports.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ViolationCounts {
+    /// Links listed at one end only.
+    pub asymmetric: usize,
+    /// Views over capacity.
+    pub over_capacity: usize,
+    /// Live nodes with no neighbour listing them back.
+    pub isolated: usize,
+    /// Messages delivered twice at a node.
+    pub duplicate_deliveries: usize,
+}
+
+impl ViolationCounts {
+    fn add(&mut self, v: &Violations) {
+        self.asymmetric += v.asymmetric.len();
+        self.over_capacity += v.over_capacity.len();
+        self.isolated += v.isolated.len();
+        self.duplicate_deliveries += v.duplicate_deliveries.len();
+    }
+
+    /// Whether there were none.
+    pub fn is_clean(&self) -> bool {
+        self.asymmetric + self.over_capacity + self.isolated + self.duplicate_deliveries == 0
+    }
+}
+
+/// Result of [`broadcast`].
+#[derive(Debug, Clone, Serialize)]
+pub struct BroadcastReport {
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// Who sent.
+    pub senders: Senders,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Share of (message, live node) pairs delivered.
+    pub delivery: f64,
+    /// Relative message redundancy, averaged over rounds after the first.
+    pub rmr: f64,
+    /// Last delivery hop, averaged over rounds after the first.
+    pub ldh: f64,
+    /// (message, node) deliveries that never happened.
+    pub missed: u64,
+    /// Simulator events processed per wall-clock second.
+    pub events_per_s: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+    /// Wall-clock seconds of the whole run.
+    pub wall_s: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Invariant violations found.
+    pub violations: ViolationCounts,
+}
+
+/// Result of [`failure`].
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureReport {
+    /// Nodes before the failure.
+    pub nodes: usize,
+    /// Fraction crashed.
+    pub fail: f64,
+    /// Delivery ratio of the first broadcast after the crash.
+    pub reliability_first: f64,
+    /// Delivery ratio of a broadcast after the overlay healed.
+    pub reliability_after_heal: f64,
+    /// Virtual seconds until every survivor's active view was refilled and
+    /// the survivors formed one component (-1 if never within the limit).
+    pub heal_s: f64,
+    /// Components of the survivors after healing.
+    pub components_after_heal: usize,
+    /// Survivors left isolated after healing.
+    pub isolated_after_heal: usize,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Invariant violations found (before the failure and after healing).
+    pub violations: ViolationCounts,
+}
+
+/// Result of [`size`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SizeReport {
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// Mean of the nodes' estimates.
+    pub estimate: f64,
+    /// Relative error of the mean estimate.
+    pub error: f64,
+    /// Largest relative error of any single node's estimate.
+    pub worst_node_error: f64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of the process.
+    pub peak_rss_mb: f64,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// Progress callback: a short line for the user's terminal.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// Builds a network of `n` nodes: node 0 starts alone and each next node
+/// joins through a uniformly random earlier one, `JOIN_INTERVAL` apart; then
+/// the overlay settles.
+pub fn build(sim: &mut Simulator, n: usize, progress: Progress<'_>) {
+    let first = sim.add_node();
+    sim.start(first);
+    let report_every = (n / 10).max(1);
+    for k in 1..n {
+        let i = sim.add_node();
+        let contact = sim.rng().gen_range(0..k) as Idx;
+        sim.join(i, contact, Duration::ZERO);
+        sim.run_for(JOIN_INTERVAL);
+        if k % report_every == 0 {
+            progress(&format!("joined {k}/{n} nodes"));
+        }
+    }
+    sim.run_for(SETTLE);
+    progress(&format!("overlay of {n} nodes settled"));
+}
+
+/// Relative message redundancy of one message: payload sends per live
+/// receiver, minus the one send each receiver needs.
+fn rmr(payload_sends: u64, live: usize) -> f64 {
+    if live <= 1 {
+        return 0.0;
+    }
+    payload_sends as f64 / (live - 1) as f64 - 1.0
+}
+
+/// The broadcast experiment. See the module docs.
+pub fn broadcast(
+    config: SimConfig,
+    nodes: usize,
+    senders: Senders,
+    rounds: usize,
+    progress: Progress<'_>,
+) -> BroadcastReport {
+    let started = Instant::now();
+    let seed = config.seed;
+    let mut sim = Simulator::new(config);
+    build(&mut sim, nodes, progress);
+    let mut violations = ViolationCounts::default();
+    violations.add(&sim.check_invariants());
+
+    let alive = sim.alive();
+    let single = *alive.choose(sim.rng()).unwrap_or(&0);
+    let (mut expected, mut delivered) = (0u64, 0u64);
+    let (mut rmr_sum, mut ldh_sum, mut measured) = (0.0, 0.0, 0usize);
+    for round in 0..rounds {
+        let alive = sim.alive();
+        let origins: Vec<Idx> = match senders {
+            Senders::Single => vec![single],
+            Senders::Random => vec![*alive.choose(sim.rng()).unwrap_or(&0)],
+            Senders::All => alive.clone(),
+        };
+        let tags: Vec<u64> = origins.iter().map(|o| sim.broadcast(*o, PAYLOAD)).collect();
+        sim.run_for(ROUND_TIME);
+        let (mut round_rmr, mut round_ldh) = (0.0, 0u16);
+        for tag in &tags {
+            let Some(t) = sim.untrack(*tag) else { continue };
+            let receivers = alive.len().saturating_sub(1) as u64;
+            let got = alive
+                .iter()
+                .filter(|i| **i != t.origin && t.deliveries[**i as usize] > 0)
+                .count() as u64;
+            expected += receivers;
+            delivered += got;
+            round_rmr += rmr(t.payload_sends, alive.len());
+            round_ldh = round_ldh.max(t.hops.iter().copied().max().unwrap_or(0));
+        }
+        round_rmr /= tags.len().max(1) as f64;
+        if round > 0 || rounds == 1 {
+            rmr_sum += round_rmr;
+            ldh_sum += f64::from(round_ldh);
+            measured += 1;
+        }
+        progress(&format!(
+            "round {}/{rounds}: rmr {round_rmr:.3}, ldh {round_ldh}",
+            round + 1
+        ));
+    }
+    violations.add(&sim.check_invariants());
+    let wall = started.elapsed().as_secs_f64();
+    BroadcastReport {
+        nodes,
+        senders,
+        rounds,
+        delivery: ratio(delivered, expected),
+        rmr: rmr_sum / measured.max(1) as f64,
+        ldh: ldh_sum / measured.max(1) as f64,
+        missed: expected - delivered,
+        events_per_s: sim.stats().events as f64 / wall.max(1e-9),
+        peak_rss_mb: peak_rss_mb(),
+        wall_s: wall,
+        seed,
+        violations,
+    }
+}
+
+/// Whether every live node has an active view at its repair floor (full, or
+/// one short: a node one short whose candidates are all full is settled) and
+/// the live nodes form one component.
+fn healed(sim: &Simulator, floor: usize) -> bool {
+    let all_filled = sim.alive().iter().all(|i| {
+        sim.state(*i)
+            .is_some_and(|s| s.membership().active_view().len() >= floor)
+    });
+    all_filled && sim.components() == 1
+}
+
+/// The mass-failure experiment. See the module docs.
+pub fn failure(
+    config: SimConfig,
+    nodes: usize,
+    fail: f64,
+    progress: Progress<'_>,
+) -> FailureReport {
+    let started = Instant::now();
+    let seed = config.seed;
+    let floor = config
+        .proto
+        .membership
+        .active_view_capacity
+        .saturating_sub(1)
+        .max(1);
+    let mut sim = Simulator::new(config);
+    build(&mut sim, nodes, progress);
+    let mut violations = ViolationCounts::default();
+    violations.add(&sim.check_invariants());
+
+    let mut order = sim.alive();
+    order.shuffle(sim.rng());
+    let crash_count = ((nodes as f64) * fail).round() as usize;
+    for i in order.iter().take(crash_count) {
+        sim.crash(*i);
+    }
+    let survivors = sim.alive();
+    progress(&format!(
+        "crashed {crash_count} of {nodes} nodes; {} survive",
+        survivors.len()
+    ));
+    let crash_at = sim.now();
+
+    let origin = *survivors.choose(sim.rng()).unwrap_or(&0);
+    let tag = sim.broadcast(origin, PAYLOAD);
+    sim.run_for(FAILURE_ROUND_TIME);
+    let reliability_first = delivery_ratio(&sim, tag, &survivors);
+    progress(&format!(
+        "first broadcast after the crash: {reliability_first:.4}"
+    ));
+
+    let healed_ok =
+        sim.run_until_cond(Duration::from_millis(100), HEAL_LIMIT, |s| healed(s, floor));
+    let heal_s = if healed_ok {
+        (sim.now() - crash_at).as_secs_f64()
+    } else {
+        -1.0
+    };
+    progress(&format!("healed: {healed_ok} after {heal_s:.1} s"));
+
+    let survivors = sim.alive();
+    let origin = *survivors.choose(sim.rng()).unwrap_or(&0);
+    let tag = sim.broadcast(origin, PAYLOAD);
+    sim.run_for(ROUND_TIME);
+    let reliability_after_heal = delivery_ratio(&sim, tag, &survivors);
+    let after = sim.check_invariants();
+    violations.add(&after);
+    FailureReport {
+        nodes,
+        fail,
+        reliability_first,
+        reliability_after_heal,
+        heal_s,
+        components_after_heal: sim.components(),
+        isolated_after_heal: after.isolated.len(),
+        wall_s: started.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        seed,
+        violations,
+    }
+}
+
+/// The size-estimate experiment. See the module docs.
+pub fn size(mut config: SimConfig, nodes: usize, progress: Progress<'_>) -> SizeReport {
+    let started = Instant::now();
+    let seed = config.seed;
+    let size_config = config.proto.size.clone().unwrap_or_default();
+    config.proto.size = Some(size_config.clone());
+    let mut sim = Simulator::new(config);
+    build(&mut sim, nodes, progress);
+    // One whole epoch and most of the next: every node then reports a
+    // finished epoch's sketch.
+    let epoch = size_config.tick * size_config.epoch_ticks;
+    sim.run_for(epoch + epoch / 2);
+    let alive = sim.alive();
+    let n = alive.len() as f64;
+    let estimates: Vec<f64> = alive
+        .iter()
+        .filter_map(|i| sim.state(*i).and_then(|s| s.size_estimate()))
+        .collect();
+    let mean = estimates.iter().sum::<f64>() / estimates.len().max(1) as f64;
+    let worst = estimates
+        .iter()
+        .map(|e| ((e - n) / n).abs())
+        .fold(0.0, f64::max);
+    progress(&format!("estimate {mean:.0} for {n} nodes"));
+    SizeReport {
+        nodes,
+        estimate: mean,
+        error: (mean - n) / n,
+        worst_node_error: worst,
+        wall_s: started.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        seed,
+    }
+}
+
+fn delivery_ratio(sim: &Simulator, tag: u64, live: &[Idx]) -> f64 {
+    let Some(t) = sim.tracked(tag) else {
+        return 0.0;
+    };
+    let receivers = live.iter().filter(|i| **i != t.origin).count() as u64;
+    let got = live
+        .iter()
+        .filter(|i| **i != t.origin && sim.is_alive(**i) && t.deliveries[**i as usize] > 0)
+        .count() as u64;
+    ratio(got, receivers)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        1.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Peak resident set size of this process in MiB (VmHWM), or 0 where the
+/// platform does not say.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
