@@ -16,7 +16,7 @@
 //! elsewhere (the active random walk length, ARWL) and leave it in passive
 //! views on the way (the passive random walk length, PRWL). When a link fails,
 //! the node asks passive peers to become neighbours, with *high* priority when
-//! its active view is empty (the request cannot be refused) and *low*
+//! its active view is (nearly) empty (the request cannot be refused) and *low*
 //! priority otherwise (it is accepted only where there is room). That
 //! reactive repair is why HyParView keeps delivering after most of the
 //! network fails at once.
@@ -74,6 +74,14 @@ pub struct Config {
     /// Period at which a node whose active view is below capacity asks
     /// passive peers again.
     pub repair_interval: Duration,
+    /// A node with fewer neighbours than this asks with high priority (the
+    /// paper: only with none). Below it a node can sit in a small island
+    /// (nodes linked only to each other), or stay short for good, because
+    /// every full node refuses low-priority requests; high priority lets it
+    /// in at the cost of one eviction elsewhere, which leaves the evicted
+    /// node one short, never more. The default, capacity - 1, thus keeps
+    /// every view within one of full.
+    pub high_priority_below: usize,
 }
 
 impl Default for Config {
@@ -89,6 +97,7 @@ impl Default for Config {
             shuffle_interval: Duration::from_secs(30),
             neighbor_request_timeout: Duration::from_secs(2),
             repair_interval: Duration::from_secs(1),
+            high_priority_below: 4,
         }
     }
 }
@@ -676,7 +685,7 @@ impl HyParView {
             .filter(|p| !self.pending.contains_key(p) && !self.refused.contains(p))
             .copied()
             .collect();
-        let priority = if self.active.is_empty() {
+        let priority = if self.active.len() < self.config.high_priority_below {
             Priority::High
         } else {
             Priority::Low
