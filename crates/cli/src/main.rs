@@ -16,6 +16,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: `gossipnet node [PORT] [HOST:PORT ...]`. Lines on standard
+    /// input are broadcast; delivered messages are printed.
+    Node(cmd::node::NodeArgs),
+    /// Run a seed node, which keeps the list of live nodes.
+    Seed(cmd::node::SeedArgs),
     /// Run the protocol in the deterministic simulator (no network needed).
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
@@ -24,6 +29,8 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Node(a) => cmd::node::run_node(a),
+        Command::Seed(a) => cmd::node::run_seed(a),
         Command::Sim(c) => cmd::sim::run(c),
     }
 }

@@ -1,7 +1,321 @@
-//! gossipnet-node: the tokio runtime around the sans-IO protocol core.
+//! gossipnet-node: the tokio runtime around the sans-IO protocol core, and
+//! the API a Rust program embeds a node with.
 //!
-//! It owns every socket, timer and file of a node. So far it holds the link
-//! layer: [`transport`] turns a TCP stream into an authenticated, encrypted
-//! link to a known [`gossipnet_proto::NodeId`].
+//! - [`transport`]: TCP links with a Noise handshake that proves each
+//!   peer's ed25519 identity, encrypted and framed;
+//! - [`store`]: the data directory (identity key, SQLite address book and
+//!   message history);
+//! - [`config`]: what a node is told at start, and its limits;
+//! - [`chat`]: the body of a chat message;
+//! - the actor (private): one task per node that drives
+//!   [`gossipnet_proto::State`] and turns its output into I/O.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gossipnet_node::NodeError> {
+//! use gossipnet_node::{Node, NodeConfig, NodeEvent};
+//! use gossipnet_proto::SecretKey;
+//!
+//! let mut config = NodeConfig::new(SecretKey::generate(&mut rand::rngs::OsRng));
+//! config.peers.push("127.0.0.1:7465".into());
+//! let node = Node::spawn(config).await?;
+//! let mut events = node.subscribe();
+//! node.broadcast_text("hello").await?;
+//! while let Ok(event) = events.recv().await {
+//!     if let NodeEvent::Message(m) = event {
+//!         println!("{} says {:?}", m.origin.short(), m.body);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
+mod actor;
+pub mod chat;
+pub mod config;
+pub mod store;
 pub mod transport;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use gossipnet_proto::envelope::Kind;
+use gossipnet_proto::record::{NodeRecord, Role, SignedRecord};
+use gossipnet_proto::{MessageId, NodeId, State};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+pub use config::{Limits, NodeConfig};
+
+use actor::{Actor, ToActor};
+
+/// Errors of the node runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node's own record is invalid (a bad name or address).
+    #[error("invalid node record: {0}")]
+    Record(String),
+    /// The data directory could not be used.
+    #[error("data directory: {0}")]
+    Store(String),
+    /// A message could not be built (too large, say).
+    #[error("cannot send message: {0}")]
+    Message(String),
+    /// A seed keeps the registry and does not broadcast.
+    #[error("a seed node does not broadcast")]
+    SeedCannotBroadcast,
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// A message delivered to this node.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Its id.
+    pub id: MessageId,
+    /// Who wrote and signed it.
+    pub origin: NodeId,
+    /// The origin's sequence number.
+    pub seq: u64,
+    /// When the origin sent it (its clock, Unix milliseconds).
+    pub time_ms: u64,
+    /// What kind of message.
+    pub kind: Kind,
+    /// The body.
+    pub body: Bytes,
+    /// Hops it travelled.
+    pub hops: u16,
+}
+
+/// What a subscriber hears.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A broadcast message arrived (once per message).
+    Message(Received),
+    /// A peer became a neighbour.
+    NeighborUp(NodeId),
+    /// A neighbour left.
+    NeighborDown(NodeId),
+}
+
+/// One neighbour in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// Its id.
+    pub id: NodeId,
+    /// The address of the link to it.
+    pub addr: Option<SocketAddr>,
+}
+
+/// A node's view of itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Id.
+    pub id: NodeId,
+    /// Name.
+    pub name: Option<String>,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The addresses in its record.
+    pub advertise: Vec<SocketAddr>,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// "node" or "seed".
+    pub role: &'static str,
+    /// Active view.
+    pub active: Vec<PeerStatus>,
+    /// Passive view.
+    pub passive: Vec<NodeId>,
+    /// Open links.
+    pub links: usize,
+    /// Seeds configured.
+    pub seeds_configured: usize,
+    /// Seeds with an open link.
+    pub seeds_reachable: usize,
+    /// Records in the registry (seeds only).
+    pub registry_size: Option<usize>,
+    /// Messages this node broadcast.
+    pub broadcast: u64,
+    /// Messages delivered here.
+    pub delivered: u64,
+    /// Full-message sends (forwarded, originated, graft answers).
+    pub forwarded: u64,
+    /// Duplicate copies received.
+    pub duplicates: u64,
+    /// Gossip estimate of the network size.
+    pub size_estimate: Option<f64>,
+    /// Links that failed their handshake.
+    pub handshake_failures: u64,
+    /// Bytes queued to links.
+    pub bytes_sent: u64,
+}
+
+/// A running node. Cheap to clone; every clone talks to the same node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    id: NodeId,
+    local_addr: SocketAddr,
+    name: Option<String>,
+    cmd_tx: mpsc::Sender<ToActor>,
+    events: broadcast::Sender<NodeEvent>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Node {
+    /// Binds the listener, opens the data directory, and starts the node.
+    pub async fn spawn(mut config: NodeConfig) -> Result<Node, NodeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let id = config.secret.node_id();
+        let advertise = if !config.advertise.is_empty() {
+            config.advertise.clone()
+        } else if local_addr.ip().is_unspecified() {
+            vec![SocketAddr::from(([127, 0, 0, 1], local_addr.port()))]
+        } else {
+            vec![local_addr]
+        };
+        let record = NodeRecord {
+            id,
+            addrs: advertise,
+            seq: actor::unix_ms(),
+            roles: if config.seed_role {
+                vec![Role::Seed]
+            } else {
+                Vec::new()
+            },
+            name: config.name.clone(),
+        };
+        let record = SignedRecord::sign(&config.secret, record)
+            .map_err(|e| NodeError::Record(e.to_string()))?;
+        let store = match &config.data_dir {
+            Some(dir) => {
+                let dir = store::DataDir::open(dir).map_err(|e| NodeError::Store(e.to_string()))?;
+                Some(store::Store::open(&dir).map_err(|e| NodeError::Store(e.to_string()))?)
+            }
+            None => None,
+        };
+        // The real node verifies every envelope; the simulator may not.
+        config.proto.verify_envelopes = true;
+        let mut rng = StdRng::from_entropy();
+        let proto_rng = StdRng::from_rng(&mut rng).map_err(|e| NodeError::Record(e.to_string()))?;
+        let state = State::new(
+            id,
+            Bytes::from(record.encode()),
+            config.proto.clone(),
+            proto_rng,
+        );
+        let (cmd_tx, cmd_rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        let (events, _) = broadcast::channel(actor::EVENT_QUEUE);
+        let (stopped_tx, stopped) = watch::channel(false);
+        let name = config.name.clone();
+        let actor = Actor::new(
+            config,
+            record,
+            local_addr,
+            state,
+            rng,
+            cmd_rx,
+            events.clone(),
+            store,
+        );
+        tokio::spawn(async move {
+            actor.run(listener).await;
+            let _ = stopped_tx.send(true);
+        });
+        Ok(Node {
+            id,
+            local_addr,
+            name,
+            cmd_tx,
+            events,
+            stopped,
+        })
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Events from now on: delivered messages and neighbour changes. A
+    /// subscriber that falls more than a few thousand events behind misses
+    /// some and is told so by [`broadcast::error::RecvError::Lagged`].
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Signs and broadcasts a message to every node.
+    pub async fn broadcast(&self, kind: Kind, body: Bytes) -> Result<MessageId, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(ToActor::Broadcast { kind, body, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Broadcasts a chat line, signed, with this node's name.
+    pub async fn broadcast_text(&self, text: &str) -> Result<MessageId, NodeError> {
+        let body = chat::ChatBody {
+            name: self.name.clone(),
+            text: text.to_string(),
+        };
+        self.broadcast(Kind::Chat, Bytes::from(body.encode())).await
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<Status, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(ToActor::Status { reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Leaves the network gracefully (neighbours and seeds are told) and
+    /// waits until the node has stopped.
+    pub async fn leave(&self) -> Result<(), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        if self.cmd_tx.send(ToActor::Leave { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        self.stopped().await;
+        Ok(())
+    }
+
+    /// Waits until the node has stopped.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}

@@ -196,6 +196,8 @@ pub enum InEvent {
     RequestJoin(NodeId),
     /// Our own published data changed.
     UpdatePeerData(PeerData),
+    /// Peers learned outside the overlay, for the passive view.
+    AddPassive(Vec<PeerInfo>),
     /// Leave the network: tell every neighbour.
     Quit,
 }
@@ -325,6 +327,11 @@ impl HyParView {
             InEvent::PeerDisconnected(peer) => self.on_peer_disconnected(peer, rng, out),
             InEvent::RequestJoin(contact) => self.handle_join(contact, out),
             InEvent::UpdatePeerData(data) => self.handle_update_data(data, out),
+            InEvent::AddPassive(peers) => {
+                for peer in peers.into_iter().take(self.config.passive_view_capacity) {
+                    self.add_passive(peer.id, peer.data, rng, out);
+                }
+            }
             InEvent::Quit => self.handle_quit(out),
         }
     }

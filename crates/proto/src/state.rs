@@ -85,6 +85,10 @@ pub enum Command {
     Broadcast(Bytes),
     /// Our own published data (signed record) changed.
     UpdatePeerData(Bytes),
+    /// Peers learned outside the overlay (from a seed, the address book or
+    /// LAN discovery), with their data: kept as passive peers, so repair
+    /// can reach beyond our own component.
+    AddPeers(Vec<hyparview::PeerInfo>),
     /// Leave the network gracefully.
     Quit,
 }
@@ -283,15 +287,28 @@ impl<R: Rng> State<R> {
             Message::Broadcast(m) => {
                 self.broadcast_input(plumtree::InEvent::RecvMessage(from, m), now)
             }
-            Message::Ping(nonce) => self
-                .out
-                .push_back(OutEvent::SendMessage(from, Message::Pong(nonce))),
+            Message::Ping(nonce) => {
+                self.out
+                    .push_back(OutEvent::SendMessage(from, Message::Pong(nonce)));
+                // Only neighbours ping, so the sender still lists us: its
+                // link is stale (we dropped it, say declared it dead, and
+                // the close never reached it). Our pong alone would keep it
+                // alive there for good; tell it, so both views agree.
+                if !self.membership.active_view().contains(&from) {
+                    self.out.push_back(OutEvent::SendMessage(
+                        from,
+                        Message::Membership(hyparview::Message::Disconnect { alive: true }),
+                    ));
+                }
+            }
             Message::Pong(_) => {}
             Message::Size(m) => {
                 if let Some(size) = &mut self.size {
                     size.on_message(m);
                 }
             }
+            // The seed protocol is the runtime's, not the overlay's.
+            Message::Seed(_) => {}
         }
     }
 
@@ -314,6 +331,9 @@ impl<R: Rng> State<R> {
             }
             Command::UpdatePeerData(data) => {
                 self.membership_input(hyparview::InEvent::UpdatePeerData(data), now)
+            }
+            Command::AddPeers(peers) => {
+                self.membership_input(hyparview::InEvent::AddPassive(peers), now)
             }
             Command::Quit => self.membership_input(hyparview::InEvent::Quit, now),
         }

@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{hyparview, plumtree, size};
+use crate::{hyparview, plumtree, seed, size};
 
 /// Version of the wire protocol, checked in the link handshake.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -24,11 +24,10 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Largest peer data (an encoded signed record) carried in membership
 /// messages.
-pub const MAX_PEER_DATA_BYTES: usize = 1024;
+pub const MAX_PEER_DATA_BYTES: usize = crate::record::MAX_RECORD_BYTES;
 
-/// Largest broadcast content (an encoded signed envelope): a 64 KiB body plus
-/// its header and signature.
-pub const MAX_GOSSIP_BYTES: usize = 64 * 1024 + 512;
+/// Largest broadcast content: one encoded signed envelope.
+pub const MAX_GOSSIP_BYTES: usize = crate::envelope::MAX_ENVELOPE_BYTES;
 
 /// Errors from [`decode`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +56,9 @@ pub enum Message {
     Pong(u64),
     /// A size-estimate sketch.
     Size(size::Message),
+    /// The seed protocol (registration, lists, dead reports), between a node
+    /// and a seed; its bounds are checked while decoding.
+    Seed(seed::SeedMessage),
 }
 
 /// Encodes a message.
@@ -111,6 +113,7 @@ pub fn validate(message: &Message) -> Result<(), DecodeError> {
         },
         Message::Ping(_) | Message::Pong(_) => true,
         Message::Size(s) => s.registers.len() == size::REGISTERS,
+        Message::Seed(_) => true,
     };
     if ok {
         Ok(())
@@ -138,5 +141,6 @@ pub fn kind(message: &Message) -> &'static str {
         Message::Ping(_) => "ping",
         Message::Pong(_) => "pong",
         Message::Size(_) => "size",
+        Message::Seed(_) => "seed",
     }
 }

@@ -238,6 +238,8 @@ pub fn broadcast(
                 .count() as u64;
             expected += receivers;
             delivered += got;
+            round_rmr += rmr(t.payload_sends, alive.len());
+            round_ldh = round_ldh.max(t.hops.iter().copied().max().unwrap_or(0));
         }
         round_rmr /= tags.len().max(1) as f64;
         if round > 0 || rounds == 1 {

@@ -1,0 +1,455 @@
+//! `gossipnet node` and `gossipnet seed`: run a node (or a seed) in the
+//! foreground.
+//!
+//! `gossipnet node 8001 127.0.0.1:8002 127.0.0.1:8003` works as the classic
+//! `p2p.py` did: listen on 8001, join through the peers given. Lines read on
+//! standard input are broadcast; every message delivered is printed as one
+//! line on standard output (`[hh:mm:ss] name (shortid): text`, or JSON with
+//! `--json`), so nodes can be scripted and piped. At the end of input the
+//! node keeps running until it is signalled; SIGINT or SIGTERM makes it leave
+//! gracefully and exit 0.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use gossipnet_node::chat::ChatBody;
+use gossipnet_node::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
+use gossipnet_node::store::{default_data_dir, DataDir};
+use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
+use gossipnet_proto::envelope::Kind;
+use gossipnet_proto::NodeId;
+use serde::Deserialize;
+use tokio::io::AsyncBufReadExt;
+
+/// Arguments shared by `node` and `seed`.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Port to listen on (also --port). Without one, the first free port
+    /// from 7465 up is used.
+    #[arg(value_name = "PORT")]
+    port_pos: Option<u16>,
+    /// Port to listen on.
+    #[arg(long, conflicts_with = "port_pos")]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+    /// Address to publish to other nodes (default: the listen address, or
+    /// 127.0.0.1 when listening on every interface). Repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Vec<SocketAddr>,
+    /// Network config file (TOML): network id, pre-shared key file, admin
+    /// keys, seeds, limits.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Network id (overrides the config file). Nodes of different networks
+    /// refuse each other.
+    #[arg(long)]
+    network_id: Option<String>,
+    /// File holding the 32-byte pre-shared key of a private network, as 64
+    /// hex characters (overrides the config file).
+    #[arg(long, value_name = "FILE")]
+    psk_file: Option<PathBuf>,
+    /// Data directory (identity key, address book). Default: one per name
+    /// under the user's data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A name shown beside this node's id.
+    #[arg(long)]
+    name: Option<String>,
+    /// Append logs to this file instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+/// `gossipnet node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Peers to join through, as HOST:PORT (also --peer).
+    #[arg(value_name = "HOST:PORT")]
+    peers_pos: Vec<String>,
+    /// A peer to join through, as HOST:PORT. Repeatable.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    peers: Vec<String>,
+    /// A seed node, as HOST:PORT. Repeatable; adds to the config's seeds.
+    #[arg(long = "seed", value_name = "HOST:PORT")]
+    seeds: Vec<String>,
+    /// Print delivered messages as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Do not use LAN discovery (multicast DNS).
+    #[arg(long)]
+    no_mdns: bool,
+}
+
+/// `gossipnet seed`.
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// The network config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    network_id: Option<String>,
+    psk_file: Option<PathBuf>,
+    #[serde(default)]
+    admin_keys: Vec<String>,
+    #[serde(default)]
+    seeds: Vec<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    protocol: FileProtocol,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_inbound: Option<usize>,
+    max_inbound_per_ip: Option<usize>,
+    handshake_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProtocol {
+    active_view: Option<usize>,
+    passive_view: Option<usize>,
+    ping_after_ms: Option<u64>,
+    dead_after_ms: Option<u64>,
+    shuffle_interval_ms: Option<u64>,
+}
+
+pub fn run_node(args: NodeArgs) -> Result<()> {
+    let mut peers = args.peers_pos.clone();
+    peers.extend(args.peers.iter().cloned());
+    let prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
+    let _ = args.no_mdns; // LAN discovery is not built yet; the flag is accepted.
+    run(serve(prepared, args.json))
+}
+
+pub fn run_seed(args: SeedArgs) -> Result<()> {
+    let prepared = prepare(&args.common, true, Vec::new(), Vec::new())?;
+    run(serve(prepared, false))
+}
+
+/// Runs `work` on a fresh runtime. The runtime is shut down without waiting
+/// for its blocking threads: one may be parked in a read of standard input
+/// that would otherwise hold the exit until the next line.
+fn run(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(work);
+    runtime.shutdown_background();
+    result
+}
+
+struct Prepared {
+    config: NodeConfig,
+    log_file: Option<PathBuf>,
+    log_json: bool,
+}
+
+fn prepare(
+    args: &CommonArgs,
+    seed_role: bool,
+    peers: Vec<String>,
+    seeds: Vec<String>,
+) -> Result<Prepared> {
+    let file = match &args.config {
+        Some(path) => load_config(path)?,
+        None => FileConfig::default(),
+    };
+    let config_dir = args
+        .config
+        .as_ref()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let port = match args.port_pos.or(args.port) {
+        Some(port) => port,
+        None => free_default_port(args.host)?,
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        if seed_role {
+            format!("seed-{port}")
+        } else {
+            format!("node-{port}")
+        }
+    });
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir(&name));
+    let dir = DataDir::open(&data_dir).with_context(|| {
+        format!(
+            "cannot use data directory {}; pick another with --data-dir",
+            data_dir.display()
+        )
+    })?;
+    let (secret, created) = dir
+        .load_or_create_identity()
+        .with_context(|| format!("cannot load the identity in {}", data_dir.display()))?;
+    if created {
+        tracing::debug!("created a new identity in {}", data_dir.display());
+    }
+    let mut config = NodeConfig::new(secret);
+    config.listen = SocketAddr::new(args.host, port);
+    config.advertise = args.advertise.clone();
+    config.name = Some(name);
+    config.seed_role = seed_role;
+    config.data_dir = Some(data_dir);
+    if let Some(id) = args.network_id.clone().or(file.network_id) {
+        if id.is_empty() || id.len() > 64 {
+            bail!("the network id must be 1 to 64 characters");
+        }
+        config.network_id = id;
+    }
+    let psk_path = args
+        .psk_file
+        .clone()
+        .or_else(|| file.psk_file.map(|p| config_dir.join(p)));
+    if let Some(path) = psk_path {
+        config.psk = Some(load_psk(&path)?);
+    }
+    for key in &file.admin_keys {
+        let id: NodeId = key
+            .parse()
+            .map_err(|e| anyhow!("admin key '{key}' in the config: {e}"))?;
+        config.admin_keys.push(id);
+    }
+    config.peers = file.peers;
+    config.peers.extend(peers);
+    config.seeds = file.seeds;
+    config.seeds.extend(seeds);
+    for addr in config.peers.iter().chain(config.seeds.iter()) {
+        check_host_port(addr)?;
+    }
+    if let Some(v) = file.limits.max_inbound {
+        config.limits.max_inbound = v;
+    }
+    if let Some(v) = file.limits.max_inbound_per_ip {
+        config.limits.max_inbound_per_ip = v;
+    }
+    if let Some(ms) = file.limits.handshake_timeout_ms {
+        config.limits.handshake_timeout = Duration::from_millis(ms);
+    }
+    let p = &mut config.proto;
+    if let Some(v) = file.protocol.active_view {
+        if v == 0 {
+            bail!("protocol.active_view must be at least 1");
+        }
+        p.membership.active_view_capacity = v;
+        p.membership.high_priority_below = v.saturating_sub(1).max(1);
+    }
+    if let Some(v) = file.protocol.passive_view {
+        p.membership.passive_view_capacity = v;
+    }
+    if let Some(ms) = file.protocol.ping_after_ms {
+        p.liveness.ping_after = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.protocol.dead_after_ms {
+        p.liveness.dead_after = Duration::from_millis(ms);
+    }
+    if let Some(ms) = file.protocol.shuffle_interval_ms {
+        p.membership.shuffle_interval = Duration::from_millis(ms.max(100));
+    }
+    Ok(Prepared {
+        config,
+        log_file: args.log_file.clone(),
+        log_json: args.log_format == "json",
+    })
+}
+
+fn load_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+fn load_psk(path: &Path) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read pre-shared key file {}", path.display()))?;
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(text.trim().as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "pre-shared key file {} must hold 64 hex characters (32 bytes)",
+                path.display()
+            )
+        })?;
+    Ok(bytes)
+}
+
+fn check_host_port(text: &str) -> Result<()> {
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => bail!("'{text}' is not HOST:PORT (for example 127.0.0.1:8002)"),
+    }
+}
+
+/// The first port of the default range that is free on `host`.
+fn free_default_port(host: IpAddr) -> Result<u16> {
+    (DEFAULT_PORT..DEFAULT_PORT + DEFAULT_PORT_RANGE)
+        .find(|p| std::net::TcpListener::bind((host, *p)).is_ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "ports {DEFAULT_PORT}-{} are all in use; pick one with --port",
+                DEFAULT_PORT + DEFAULT_PORT_RANGE - 1
+            )
+        })
+}
+
+fn init_logging(log_file: Option<&Path>, json: bool) -> Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            let writer = std::sync::Mutex::new(file);
+            if json {
+                builder.json().with_writer(writer).try_init()
+            } else {
+                builder.with_ansi(false).with_writer(writer).try_init()
+            }
+        }
+        None => {
+            if json {
+                builder.json().with_writer(std::io::stderr).try_init()
+            } else {
+                use std::io::IsTerminal;
+                builder
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr)
+                    .try_init()
+            }
+        }
+    };
+    result.map_err(|e| anyhow!("cannot set up logging: {e}"))
+}
+
+async fn serve(prepared: Prepared, json: bool) -> Result<()> {
+    init_logging(prepared.log_file.as_deref(), prepared.log_json)?;
+    let listen = prepared.config.listen;
+    let seed_role = prepared.config.seed_role;
+    let node = Node::spawn(prepared.config).await.map_err(|e| match e {
+        gossipnet_node::NodeError::Bind { .. } => anyhow!(
+            "{e}; port {} may be in use: pick another with --port",
+            listen.port()
+        ),
+        e => anyhow!(e),
+    })?;
+    {
+        let mut err = std::io::stderr().lock();
+        let role = if seed_role { "seed" } else { "node" };
+        let _ = writeln!(
+            err,
+            "gossipnet {role} {} listening on {} as {}",
+            node.name().unwrap_or(""),
+            node.local_addr(),
+            node.id()
+        );
+    }
+    let printer = tokio::spawn(print_messages(node.clone(), json));
+    if !seed_role {
+        tokio::spawn(read_input(node.clone()));
+    }
+    wait_for_signal().await?;
+    node.leave().await?;
+    printer.abort();
+    Ok(())
+}
+
+/// Each input line is broadcast; at end of input the node keeps running.
+async fn read_input(node: Node) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        if let Err(e) = node.broadcast_text(line).await {
+            eprintln!("not sent: {e}");
+        }
+    }
+}
+
+async fn print_messages(node: Node, json: bool) {
+    let mut events = node.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::Message(m)) => print_message(&m, json),
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                eprintln!("(output fell behind: {n} events not shown)");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn print_message(m: &Received, json: bool) {
+    if m.kind != Kind::Chat {
+        return;
+    }
+    let Some(body) = ChatBody::decode(&m.body) else {
+        return;
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "id": m.id.to_string(),
+            "origin": m.origin.to_string(),
+            "name": body.name,
+            "seq": m.seq,
+            "time": m.time_ms,
+            "text": body.text,
+        });
+        let _ = writeln!(out, "{v}");
+    } else {
+        let time = chrono::DateTime::from_timestamp_millis(m.time_ms as i64)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%H:%M:%S")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "--:--:--".into());
+        let name = body.name.as_deref().unwrap_or("anonymous");
+        let _ = writeln!(out, "[{time}] {name} ({}): {}", m.origin.short(), body.text);
+    }
+    let _ = out.flush();
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! Real nodes on a real network: `gossipnet node` and `gossipnet seed`
+//! processes on loopback, with real TCP, Noise handshakes and SQLite.
+//!
+//! Each test starts its own processes on ports the kernel handed out, and
+//! waits for what it checks by watching their output with deadlines. Every
+//! process is killed when its test ends, pass or fail.
+
+mod common;
+
+use common::{args, established_to, free_port, Proc, TempDir};
+
+fn node_args(port: u16, dir: &TempDir, name: &str, extra: &[String]) -> Vec<String> {
+    let mut a = args(&[
+        "node",
+        &port.to_string(),
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        &dir.join(name),
+        "--name",
+        name,
+    ]);
+    a.extend(extra.iter().cloned());
+    a
+}
+
+fn peer(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// Sends one line from each node and checks every other node prints it
+/// exactly once.
+fn exchange_all(nodes: &mut [Proc], tag: &str) {
+    for node in nodes.iter_mut() {
+        let text = format!("{tag} from {}", node.name);
+        node.say(&text);
+    }
+    for i in 0..nodes.len() {
+        for j in 0..nodes.len() {
+            if i == j {
+                continue;
+            }
+            let text = format!("{tag} from {}", nodes[j].name);
+            assert!(
+                nodes[i].wait_output(&text),
+                "{} never printed '{text}'\n{}\n{}",
+                nodes[i].name,
+                nodes[i].logs(),
+                nodes[j].logs()
+            );
+        }
+    }
+    // A marker sent after everything: once it has arrived everywhere, any
+    // duplicate of the earlier lines would have arrived too (links are
+    // ordered and the tree carries both).
+    let marker = format!("{tag} marker");
+    nodes[0].say(&marker);
+    for n in nodes.iter().skip(1) {
+        assert!(n.wait_output(&marker));
+    }
+    for i in 0..nodes.len() {
+        for j in 0..nodes.len() {
+            if i != j {
+                let text = format!("{tag} from {}", nodes[j].name);
+                assert_eq!(
+                    nodes[i].count_output(&text),
+                    1,
+                    "{} printed '{text}' twice",
+                    nodes[i].name
+                );
+            }
+        }
+        let own = format!("{tag} from {}", nodes[i].name);
+        assert_eq!(
+            nodes[i].count_output(&own),
+            0,
+            "a node printed its own line"
+        );
+    }
+}
+
+#[test]
+fn three_nodes_in_the_classic_form_deliver_everything_exactly_once() {
+    let dir = TempDir::new("classic");
+    let ports = [free_port(), free_port(), free_port()];
+    let names = ["a", "b", "c"];
+    let mut nodes: Vec<Proc> = (0..3)
+        .map(|i| {
+            // `gossipnet node 8001 127.0.0.1:8002 127.0.0.1:8003` and its
+            // rotations.
+            let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
+            Proc::start(names[i], &node_args(ports[i], &dir, names[i], &others))
+        })
+        .collect();
+    for n in &nodes {
+        assert!(
+            n.wait_neighbors(2),
+            "{} did not link with both\n{}",
+            n.name,
+            n.logs()
+        );
+    }
+    exchange_all(&mut nodes, "hello");
+    for n in &mut nodes {
+        assert!(n.terminate().success(), "{} did not exit cleanly", n.name);
+    }
+}
+
+fn write_config(dir: &TempDir, seeds: &[u16], extra: &str) -> String {
+    let seeds: Vec<String> = seeds.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let text = format!(
+        "network_id = \"testnet\"\nseeds = [{}]\n{extra}\n",
+        seeds.join(", ")
+    );
+    let path = dir.join("network.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_seed(dir: &TempDir, name: &str, port: u16, config: &str) -> Proc {
+    Proc::start(
+        name,
+        &args(&[
+            "seed",
+            &port.to_string(),
+            "--host",
+            "127.0.0.1",
+            "--config",
+            config,
+            "--data-dir",
+            &dir.join(name),
+        ]),
+    )
+}
+
+#[test]
+fn seeds_form_one_overlay_that_survives_five_crashes() {
+    let dir = TempDir::new("seeds");
+    let seed_ports = [free_port(), free_port()];
+    let config = write_config(&dir, &seed_ports, "");
+    let seeds: Vec<Proc> = seed_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| start_seed(&dir, &format!("seed{i}"), *p, &config))
+        .collect();
+    let mut nodes: Vec<Proc> = (0..20)
+        .map(|i| {
+            let name = format!("n{i:02}");
+            let cfg = args(&["--config", &config]);
+            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+        })
+        .collect();
+    for n in &nodes {
+        assert!(
+            n.wait_neighbors(1),
+            "{} never got a neighbour\n{}",
+            n.name,
+            n.logs()
+        );
+    }
+    // One broadcast reaching all 20 shows the overlay is one component.
+    nodes[0].say("first broadcast");
+    for n in nodes.iter().skip(1) {
+        assert!(
+            n.wait_output("first broadcast"),
+            "{} missed it\n{}",
+            n.name,
+            n.logs()
+        );
+    }
+    let dead: Vec<String> = nodes[15..].iter().map(|n| n.id.clone()).collect();
+    for n in &mut nodes[15..] {
+        n.kill9();
+    }
+    nodes[3].say("after the crash");
+    for (i, n) in nodes.iter().enumerate().take(15) {
+        if i != 3 {
+            assert!(
+                n.wait_output("after the crash"),
+                "{} missed it\n{}",
+                n.name,
+                n.logs()
+            );
+        }
+    }
+    // The seeds drop each dead node once their own probe of it fails.
+    for seed in &seeds {
+        for id in &dead {
+            assert!(
+                seed.wait_log(&["removed node from registry", id, "dead"]),
+                "{} kept {id}\n{}",
+                seed.name,
+                seed.logs()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_restarted_node_keeps_its_id_and_rejoins_from_its_address_book() {
+    let dir = TempDir::new("restart");
+    let seed_port = free_port();
+    let config = write_config(&dir, &[seed_port], "");
+    let mut seed = start_seed(&dir, "seed", seed_port, &config);
+    let cfg = args(&["--config", &config]);
+    let mut nodes: Vec<Proc> = (0..4)
+        .map(|i| {
+            let name = format!("r{i}");
+            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+        })
+        .collect();
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    nodes[0].say("warm up");
+    for n in nodes.iter().skip(1) {
+        assert!(n.wait_output("warm up"), "{}", n.logs());
+    }
+    let mut leaver = nodes.remove(0);
+    let (id, addr) = (leaver.id.clone(), leaver.addr.clone());
+    assert!(leaver.terminate().success());
+    assert!(seed.terminate().success());
+    // Same data dir and network, no peers, no seeds: only the address book
+    // is left.
+    let port = addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let same_network = args(&["--network-id", "testnet"]);
+    let mut back = Proc::start("r0-again", &node_args(port, &dir, "r0", &same_network));
+    assert_eq!(back.id, id, "the restarted node has a new identity");
+    assert!(back.wait_neighbors(1), "{}", back.logs());
+    back.say("i am back");
+    for n in &nodes {
+        assert!(
+            n.wait_output("i am back"),
+            "{} missed it\n{}",
+            n.name,
+            n.logs()
+        );
+    }
+    nodes[1].say("welcome back");
+    assert!(back.wait_output("welcome back"), "{}", back.logs());
+    assert!(back.terminate().success());
+}
+
+#[test]
+fn bad_peers_are_refused_and_good_ones_still_served() {
+    use std::io::Write;
+    let dir = TempDir::new("refuse");
+    let psk_a = dir.join("a.psk");
+    std::fs::write(&psk_a, "11".repeat(32)).unwrap();
+    let psk_b = dir.join("b.psk");
+    std::fs::write(&psk_b, "22".repeat(32)).unwrap();
+    let cfg_path = dir.join("fast.toml");
+    std::fs::write(
+        &cfg_path,
+        "network_id = \"alpha\"\n[limits]\nhandshake_timeout_ms = 500\n",
+    )
+    .unwrap();
+    let pa = free_port();
+    let a = Proc::start(
+        "a",
+        &node_args(
+            pa,
+            &dir,
+            "a",
+            &args(&["--config", &cfg_path, "--psk-file", &psk_a]),
+        ),
+    );
+
+    // Another network.
+    let wrong_net = Proc::start(
+        "wrong-net",
+        &node_args(
+            free_port(),
+            &dir,
+            "wrong-net",
+            &args(&["--network-id", "beta", "--psk-file", &psk_a, &peer(pa)]),
+        ),
+    );
+    assert!(
+        a.wait_log(&["refused", "different network"]),
+        "{}",
+        a.logs()
+    );
+    assert!(
+        wrong_net.wait_log(&["refused", "different network"]),
+        "{}",
+        wrong_net.logs()
+    );
+
+    // The right network, the wrong key.
+    let wrong_key = Proc::start(
+        "wrong-key",
+        &node_args(
+            free_port(),
+            &dir,
+            "wrong-key",
+            &args(&["--network-id", "alpha", "--psk-file", &psk_b, &peer(pa)]),
+        ),
+    );
+    assert!(a.wait_log(&["refused", "pre-shared key"]), "{}", a.logs());
+    assert!(
+        wrong_key.wait_log(&["refused", "pre-shared key"]),
+        "{}",
+        wrong_key.logs()
+    );
+
+    // Garbage instead of a handshake.
+    let mut garbage = std::net::TcpStream::connect(peer(pa)).unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        a.wait_log(&["refused", "not speaking the gossipnet protocol"]),
+        "{}",
+        a.logs()
+    );
+
+    // A handshake that stalls.
+    let stall = std::net::TcpStream::connect(peer(pa)).unwrap();
+    assert!(a.wait_log(&["refused", "timed out"]), "{}", a.logs());
+    drop(stall);
+
+    // A good peer still gets in, and messages flow both ways.
+    let mut good = Proc::start(
+        "good",
+        &node_args(
+            free_port(),
+            &dir,
+            "good",
+            &args(&["--network-id", "alpha", "--psk-file", &psk_a, &peer(pa)]),
+        ),
+    );
+    let mut a = a;
+    assert!(good.wait_neighbors(1), "{}", good.logs());
+    assert!(a.wait_neighbors(1), "{}", a.logs());
+    good.say("let me in");
+    assert!(a.wait_output("let me in"), "{}", a.logs());
+    a.say("welcome");
+    assert!(good.wait_output("welcome"), "{}", good.logs());
+    assert!(a.running());
+}
+
+#[test]
+fn two_nodes_dialling_each_other_at_once_keep_one_link() {
+    let dir = TempDir::new("simul");
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Proc::start("a", &node_args(pa, &dir, "a", &[peer(pb)]));
+    let mut b = Proc::start("b", &node_args(pb, &dir, "b", &[peer(pa)]));
+    assert!(a.wait_neighbors(1), "{}", a.logs());
+    assert!(b.wait_neighbors(1), "{}", b.logs());
+    a.say("ping over the one link");
+    assert!(b.wait_output("ping over the one link"));
+    b.say("pong over the one link");
+    assert!(a.wait_output("pong over the one link"));
+    // Poll (with a deadline) until any duplicate connection has been shut.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let mut count = established_to(&[pa, pb]);
+    while count != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        count = established_to(&[pa, pb]);
+    }
+    assert_eq!(count, 1, "expected one connection between the nodes");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+#[test]
+fn a_leaving_node_is_replaced_without_waiting_for_a_timeout() {
+    let dir = TempDir::new("leave");
+    let seed_port = free_port();
+    // Liveness timeouts far beyond the test: only the leave itself can
+    // tell the neighbours.
+    let config = write_config(
+        &dir,
+        &[seed_port],
+        "[protocol]\nping_after_ms = 600000\ndead_after_ms = 900000\n",
+    );
+    let _seed = start_seed(&dir, "seed", seed_port, &config);
+    let cfg = args(&["--config", &config]);
+    let mut nodes: Vec<Proc> = (0..6)
+        .map(|i| {
+            let name = format!("l{i}");
+            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+        })
+        .collect();
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    nodes[1].say("before");
+    for (i, n) in nodes.iter().enumerate() {
+        if i != 1 {
+            assert!(n.wait_output("before"), "{}", n.logs());
+        }
+    }
+    let mut leaver = nodes.remove(0);
+    let short = leaver.short().to_string();
+    assert!(leaver.terminate().success(), "{}", leaver.logs());
+    // Its neighbours heard the goodbye.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let heard = |n: &Proc| {
+        n.stderr
+            .snapshot()
+            .iter()
+            .any(|l| l.contains("peer left the network") && l.contains(&short))
+    };
+    while !nodes.iter().any(heard) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(nodes.iter().any(heard), "no neighbour heard the leave");
+    nodes[0].say("after the leave");
+    for n in nodes.iter().skip(1) {
+        assert!(
+            n.wait_output("after the leave"),
+            "{} missed it\n{}",
+            n.name,
+            n.logs()
+        );
+    }
+}

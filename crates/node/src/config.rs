@@ -1,0 +1,114 @@
+//! What a node is told at start: who it is, which network it belongs to,
+//! where to listen, whom to contact, and the limits it enforces.
+//!
+//! Every limit here bounds something a remote peer could otherwise make the
+//! node spend (links, handshakes, queue memory); each has a default that
+//! serves a laptop in a network of thousands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gossipnet_proto::{NodeId, SecretKey};
+
+/// The network id nodes use when none is configured.
+pub const DEFAULT_NETWORK_ID: &str = "gossipnet";
+
+/// The first port a node tries when none is given; the next
+/// [`DEFAULT_PORT_RANGE`] - 1 ports are tried after it, so several nodes with
+/// default settings can share one machine (and find each other there).
+pub const DEFAULT_PORT: u16 = 7465;
+
+/// How many ports, from [`DEFAULT_PORT`], make up the default range.
+pub const DEFAULT_PORT_RANGE: u16 = 16;
+
+/// Limits a node enforces on what peers can make it hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most inbound links at once. HyParView needs a handful; the rest are
+    /// short-lived (shuffle replies, probes), so 128 leaves ample room while
+    /// bounding what a flood of dialers can take.
+    pub max_inbound: usize,
+    /// Most inbound links from one IP address, so one host cannot take every
+    /// slot. Loopback is exempt: a machine running many nodes of its own
+    /// (a test network) links them all over 127.0.0.1.
+    pub max_inbound_per_ip: usize,
+    /// Most handshakes in progress at once: each costs key agreement, so a
+    /// burst of half-open connections is refused rather than queued.
+    pub max_handshakes: usize,
+    /// A handshake not finished by then is dropped (a peer that stalls).
+    pub handshake_timeout: Duration,
+    /// Messages queued for one link before the node waits for it (the
+    /// backpressure point).
+    pub link_queue: usize,
+    /// A link whose queue stays full this long is closed as too slow.
+    pub slow_link_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inbound: 128,
+            max_inbound_per_ip: 16,
+            max_handshakes: 32,
+            handshake_timeout: Duration::from_secs(10),
+            link_queue: 1024,
+            slow_link_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node's identity.
+    pub secret: SecretKey,
+    /// Only nodes with the same network id link with each other.
+    pub network_id: String,
+    /// Pre-shared key of a private network.
+    pub psk: Option<[u8; 32]>,
+    /// Where to listen. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Addresses to publish in the node's record; empty: derived from
+    /// `listen` (loopback when listening on every interface).
+    pub advertise: Vec<SocketAddr>,
+    /// Peers to join through, as `host:port`.
+    pub peers: Vec<String>,
+    /// Seed nodes, as `host:port`.
+    pub seeds: Vec<String>,
+    /// A human name, shown beside the id.
+    pub name: Option<String>,
+    /// Run as a seed: keep the registry of live nodes instead of joining the
+    /// overlay.
+    pub seed_role: bool,
+    /// The data directory (identity, address book); `None` keeps nothing.
+    pub data_dir: Option<PathBuf>,
+    /// Admin keys whose signed shutdown commands this node obeys.
+    pub admin_keys: Vec<NodeId>,
+    /// Limits.
+    pub limits: Limits,
+    /// The protocol's tunables.
+    pub proto: gossipnet_proto::Config,
+}
+
+impl NodeConfig {
+    /// A configuration with defaults: network [`DEFAULT_NETWORK_ID`],
+    /// listening on 127.0.0.1 on a free port, no peers.
+    pub fn new(secret: SecretKey) -> Self {
+        Self {
+            secret,
+            network_id: DEFAULT_NETWORK_ID.to_string(),
+            psk: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: Vec::new(),
+            peers: Vec::new(),
+            seeds: Vec::new(),
+            name: None,
+            seed_role: false,
+            data_dir: None,
+            admin_keys: Vec::new(),
+            limits: Limits::default(),
+            proto: gossipnet_proto::Config::default(),
+        }
+    }
+}
