@@ -19,6 +19,9 @@ enum Command {
     /// Run a node: `gossipnet node [PORT] [HOST:PORT ...]`. Lines on standard
     /// input are broadcast; delivered messages are printed.
     Node(cmd::node::NodeArgs),
+    /// Chat on a terminal: a node (same arguments) that asks for a name when
+    /// none is given; typed lines are broadcast, slash commands (/help) run.
+    Chat(cmd::node::NodeArgs),
     /// Run a seed node, which keeps the list of live nodes.
     Seed(cmd::node::SeedArgs),
     /// Run the protocol in the deterministic simulator (no network needed).
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Node(a) => cmd::node::run_node(a),
+        Command::Chat(a) => cmd::chat::run_chat(a),
         Command::Seed(a) => cmd::node::run_seed(a),
         Command::Sim(c) => cmd::sim::run(c),
     }

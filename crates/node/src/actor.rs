@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use gossipnet_proto::direct::Sealed;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::hyparview::PeerInfo;
 use gossipnet_proto::record::SignedRecord;
@@ -43,10 +44,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::chat::ChatBody;
 use crate::config::NodeConfig;
+use crate::discovery::{self, Discovered, Mdns};
 use crate::store::StoreHandle;
 use crate::transport::{self, Link, LinkConfig, LinkReader, LinkWriter};
-use crate::{NodeError, NodeEvent, PeerStatus, Received, Status};
+use crate::{DirectMessage, NodeError, NodeEvent, PeerStatus, Received, Status};
 
 /// Capacity of the channel from link tasks to the actor: deep enough to
 /// absorb a burst from many links, shallow enough that a flood stalls the
@@ -79,6 +82,9 @@ const BOOTSTRAP_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SEED_TICK: Duration = Duration::from_secs(1);
 /// Address-book entries tried when bootstrapping from it.
 const BOOK_CANDIDATES: usize = 16;
+/// Discovered peers waiting for the actor; discovery repeats itself, so a
+/// full queue only delays.
+const DISCOVERY_QUEUE: usize = 64;
 /// How long a leaving node waits for its goodbyes to be written.
 const LEAVE_FLUSH: Duration = Duration::from_secs(3);
 
@@ -89,6 +95,15 @@ pub(crate) enum ToActor {
         kind: Kind,
         body: Bytes,
         reply: oneshot::Sender<Result<MessageId, NodeError>>,
+    },
+    Direct {
+        to: NodeId,
+        text: String,
+        reply: oneshot::Sender<Result<MessageId, NodeError>>,
+    },
+    SetName {
+        name: Option<String>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
     },
     Status {
         reply: oneshot::Sender<Status>,
@@ -119,6 +134,8 @@ enum Purpose {
     Seed(usize),
     /// An address-book entry.
     Book,
+    /// A port of the default range on this machine, probed while alone.
+    Local,
     /// A seed checking that a reported node is dead.
     Probe(NodeId),
     /// Accepted from the listener.
@@ -227,6 +244,15 @@ pub(crate) struct Actor {
     stats: Counters,
     /// Protocol inputs produced while carrying out outputs, fed in next.
     inputs: std::collections::VecDeque<InEvent>,
+    /// Direct messages waiting for a dial to their recipient; relayed
+    /// through the overlay if the dial fails.
+    pending_direct: HashMap<NodeId, Vec<Bytes>>,
+    /// LAN discovery, while it runs.
+    mdns: Option<Mdns>,
+    /// The last gossip encoded: (payload, round, encoding).
+    gossip_cache: Option<(Bytes, u16, Bytes)>,
+    discovered_rx: mpsc::Receiver<Discovered>,
+    discovered_tx: mpsc::Sender<Discovered>,
 }
 
 /// Node-level counters (the protocol keeps its own).
@@ -255,6 +281,7 @@ impl Actor {
         store: Option<StoreHandle>,
     ) -> Self {
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_QUEUE);
         let link_config = LinkConfig {
             secret: config.secret.clone(),
             network_id: config.network_id.clone(),
@@ -299,6 +326,11 @@ impl Actor {
             leaving: false,
             stats: Counters::default(),
             inputs: std::collections::VecDeque::new(),
+            pending_direct: HashMap::new(),
+            mdns: None,
+            gossip_cache: None,
+            discovered_rx,
+            discovered_tx,
             config,
         }
     }
@@ -338,6 +370,7 @@ impl Actor {
                         Err(e) => warn!("accept failed: {e}"),
                     },
                     _ = housekeeping.tick() => self.housekeeping().await,
+                    Some(found) = self.discovered_rx.recv() => self.on_discovered(found).await,
                     _ = seed_tick.tick(), if self.registry.is_some() => {
                         self.registry_input(SeedInput::Tick).await
                     }
@@ -354,6 +387,9 @@ impl Actor {
     }
 
     async fn start(&mut self) {
+        if self.config.discovery && !self.config.seed_role {
+            self.start_mdns();
+        }
         if !self.config.seed_role {
             // An empty join starts the protocol's timers; a seed keeps out
             // of the overlay.
@@ -388,7 +424,12 @@ impl Actor {
     async fn apply(&mut self, out: OutEvent) {
         match out {
             OutEvent::SendMessage(peer, msg) => {
-                let bytes = Bytes::from(wire::encode(&msg));
+                let bytes = match &msg {
+                    Message::Broadcast(gossipnet_proto::plumtree::Message::Gossip(g)) => {
+                        self.encode_gossip(g)
+                    }
+                    _ => Bytes::from(wire::encode(&msg)),
+                };
                 self.send_bytes(peer, bytes).await;
             }
             OutEvent::ScheduleTimer(delay, timer) => {
@@ -403,6 +444,26 @@ impl Actor {
             OutEvent::EmitEvent(event) => self.on_proto_event(event).await,
             OutEvent::PeerData(peer, data) => self.learn_record(peer, &data),
         }
+    }
+
+    /// Encodes a gossip message once for all the peers it is pushed to:
+    /// Plumtree emits the eager pushes of one message one after another,
+    /// with the same payload buffer and round, so the last encoding is
+    /// reused and the payload is not copied once per peer.
+    fn encode_gossip(&mut self, gossip: &gossipnet_proto::plumtree::Gossip) -> Bytes {
+        if let Some((content, round, encoded)) = &self.gossip_cache {
+            if content.as_ptr() == gossip.content.as_ptr()
+                && content.len() == gossip.content.len()
+                && *round == gossip.round
+            {
+                return encoded.clone();
+            }
+        }
+        let encoded = Bytes::from(wire::encode(&Message::Broadcast(
+            gossipnet_proto::plumtree::Message::Gossip(gossip.clone()),
+        )));
+        self.gossip_cache = Some((gossip.content.clone(), gossip.round, encoded.clone()));
+        encoded
     }
 
     async fn on_proto_event(&mut self, event: Event) {
@@ -426,6 +487,12 @@ impl Actor {
                     return;
                 };
                 let env = signed.envelope();
+                if env.kind == Kind::Direct {
+                    // Relayed through the overlay: open it if it is ours.
+                    let content = delivered.content.clone();
+                    self.on_direct(&content, "overlay");
+                    return;
+                }
                 if let Some(store) = &self.store {
                     store.message(
                         delivered.id,
@@ -544,7 +611,13 @@ impl Actor {
                             return;
                         }
                         Err(e) => {
-                            warn!("link to {addr} refused: {e}");
+                            // Probing our own machine's ports meets other
+                            // programs; that is no news.
+                            if matches!(purpose, Purpose::Local) {
+                                debug!("link to {addr} refused: {e}");
+                            } else {
+                                warn!("link to {addr} refused: {e}");
+                            }
                             last_error = e.to_string();
                         }
                     }
@@ -703,6 +776,8 @@ impl Actor {
                 store.address(addr, Some(peer));
             }
         }
+        // Direct messages waiting for this dial now go over the link.
+        self.pending_direct.remove(&peer);
         // Flush what waited for this link.
         if let Some(queue) = self.dialing.remove(&peer) {
             for bytes in queue {
@@ -716,7 +791,7 @@ impl Actor {
     async fn after_link(&mut self, peer: NodeId, purpose: Purpose) {
         self.contact_resolved(purpose, Some(peer));
         match purpose {
-            Purpose::Static(_) | Purpose::Book => {
+            Purpose::Static(_) | Purpose::Book | Purpose::Local => {
                 if !self.config.seed_role && !self.neighbors.contains(&peer) {
                     self.proto(InEvent::Command(Command::Join(vec![peer])))
                         .await;
@@ -775,13 +850,19 @@ impl Actor {
                 if let Some(peer) = expected {
                     debug!(peer = %peer.short(), ?addr, "dial failed: {error}");
                     self.dialing.remove(&peer);
+                    // No direct link: relay the direct messages instead.
+                    for envelope in self.pending_direct.remove(&peer).unwrap_or_default() {
+                        debug!(peer = %peer.short(), "relaying a direct message through the overlay");
+                        self.proto(InEvent::Command(Command::Broadcast(envelope)))
+                            .await;
+                    }
                     if let Some(store) = &self.store {
                         store.failure(peer);
                     }
                     self.proto(InEvent::PeerDisconnected(peer)).await;
                 }
             }
-            Purpose::Book | Purpose::Inbound => {}
+            Purpose::Book | Purpose::Local | Purpose::Inbound => {}
         }
     }
 
@@ -791,6 +872,7 @@ impl Actor {
         }
         match msg {
             Message::Seed(m) => self.on_seed_message(peer, m).await,
+            Message::Direct(bytes) => self.on_direct(&bytes, "link"),
             msg => {
                 if self.config.seed_role {
                     // A seed keeps out of the overlay.
@@ -875,6 +957,14 @@ impl Actor {
                 let result = self.broadcast(kind, body).await;
                 let _ = reply.send(result);
             }
+            ToActor::Direct { to, text, reply } => {
+                let result = self.send_direct(to, text).await;
+                let _ = reply.send(result);
+            }
+            ToActor::SetName { name, reply } => {
+                let result = self.set_name(name).await;
+                let _ = reply.send(result);
+            }
             ToActor::Status { reply } => {
                 let _ = reply.send(self.status());
             }
@@ -886,6 +976,14 @@ impl Actor {
         if self.config.seed_role {
             return Err(NodeError::SeedCannotBroadcast);
         }
+        let bytes = self.sign_envelope(kind, body)?;
+        let id = MessageId::of(&bytes);
+        self.proto(InEvent::Command(Command::Broadcast(bytes)))
+            .await;
+        Ok(id)
+    }
+
+    fn sign_envelope(&mut self, kind: Kind, body: Bytes) -> Result<Bytes, NodeError> {
         self.envelope_seq += 1;
         let envelope = Envelope {
             origin: self.me,
@@ -896,11 +994,92 @@ impl Actor {
         };
         let signed = SignedEnvelope::sign(&self.config.secret, envelope)
             .map_err(|e| NodeError::Message(e.to_string()))?;
-        let bytes = signed.encode();
+        Ok(signed.encode())
+    }
+
+    /// A direct message: sealed to the recipient, signed by us, sent over a
+    /// link to the recipient if there is one or one can be dialled, and
+    /// otherwise relayed through the overlay (where only the recipient can
+    /// open it).
+    async fn send_direct(&mut self, to: NodeId, text: String) -> Result<MessageId, NodeError> {
+        if to == self.me {
+            return Err(NodeError::Message("that is this node's own id".into()));
+        }
+        let body = ChatBody {
+            name: self.config.name.clone(),
+            text,
+        };
+        let sealed = Sealed::seal(to, &body.encode(), &mut rand::rngs::OsRng)
+            .map_err(|e| NodeError::Message(e.to_string()))?;
+        let bytes = self.sign_envelope(Kind::Direct, Bytes::from(sealed.encode()))?;
         let id = MessageId::of(&bytes);
-        self.proto(InEvent::Command(Command::Broadcast(bytes)))
-            .await;
+        let wire_bytes = Bytes::from(wire::encode(&Message::Direct(bytes.clone())));
+        if self.links.contains_key(&to) {
+            debug!(peer = %to.short(), "direct message over the open link");
+            self.send_bytes(to, wire_bytes).await;
+        } else if self.addrs.get(&to).is_some_and(|a| !a.is_empty()) {
+            debug!(peer = %to.short(), "dialling for a direct message");
+            let queue = self.pending_direct.entry(to).or_default();
+            if queue.len() < MAX_DIAL_QUEUE {
+                queue.push(bytes);
+            }
+            self.send_bytes(to, wire_bytes).await;
+        } else {
+            debug!(peer = %to.short(), "no address; relaying the direct message");
+            self.proto(InEvent::Command(Command::Broadcast(bytes)))
+                .await;
+        }
         Ok(id)
+    }
+
+    /// Opens a direct message if it is for us and tells the subscribers.
+    fn on_direct(&mut self, envelope_bytes: &[u8], via: &str) {
+        let Ok(signed) = gossipnet_proto::envelope::decode_verified(envelope_bytes) else {
+            debug!("dropping a direct message that does not verify");
+            return;
+        };
+        let env = signed.envelope();
+        if env.kind != Kind::Direct {
+            return;
+        }
+        let Ok(sealed) = Sealed::decode(&env.body) else {
+            return;
+        };
+        if sealed.to != self.me {
+            return;
+        }
+        let Some(body) = sealed
+            .open(&self.config.secret)
+            .ok()
+            .and_then(|plain| ChatBody::decode(&plain))
+        else {
+            debug!(peer = %env.origin.short(), "direct message does not open");
+            return;
+        };
+        debug!(peer = %env.origin.short(), via, "direct message");
+        let _ = self.events.send(NodeEvent::Direct(DirectMessage {
+            id: MessageId::of(envelope_bytes),
+            from: env.origin,
+            name: body.name,
+            text: body.text,
+            time_ms: env.time_ms,
+        }));
+    }
+
+    async fn set_name(&mut self, name: Option<String>) -> Result<(), NodeError> {
+        let mut record = self.record.record().clone();
+        record.name = name.clone();
+        record.seq = record.seq.max(unix_ms()).saturating_add(1);
+        let signed = SignedRecord::sign(&self.config.secret, record)
+            .map_err(|e| NodeError::Record(e.to_string()))?;
+        self.config.name = name;
+        self.record = signed;
+        let data = Bytes::from(self.record.encode());
+        if !self.config.seed_role {
+            self.proto(InEvent::Command(Command::UpdatePeerData(data)))
+                .await;
+        }
+        Ok(())
     }
 
     fn status(&self) -> Status {
@@ -1019,6 +1198,13 @@ impl Actor {
         if self.statics.is_empty() && self.seeds.is_empty() && !self.config.seed_role {
             self.bootstrap_from_book().await;
         }
+        if self.config.discovery && !self.config.seed_role {
+            // Where multicast does not reach, nodes on this machine still
+            // find each other on the default ports.
+            for addr in discovery::probe_targets(self.local_addr.port()) {
+                self.spawn_dial(vec![addr], None, Purpose::Local);
+            }
+        }
     }
 
     async fn bootstrap_from_book(&mut self) {
@@ -1072,6 +1258,55 @@ impl Actor {
                 };
                 contact.failed();
             }
+        }
+    }
+
+    fn start_mdns(&mut self) {
+        // Announce on the interface we listen on, or on all of them.
+        let ip = self.local_addr.ip();
+        let addrs = if ip.is_unspecified() {
+            Vec::new()
+        } else {
+            vec![ip]
+        };
+        match Mdns::start_named(
+            self.me,
+            self.config.name.as_deref(),
+            &self.config.network_id,
+            self.local_addr.port(),
+            addrs,
+            self.discovered_tx.clone(),
+        ) {
+            Ok(mdns) => {
+                info!("LAN discovery on (mDNS {})", discovery::SERVICE_TYPE);
+                self.mdns = Some(mdns);
+            }
+            Err(e) => info!("LAN discovery by mDNS unavailable: {e}; probing local ports"),
+        }
+    }
+
+    /// A node of our network found on the LAN: a contact if we are alone, a
+    /// passive peer otherwise.
+    async fn on_discovered(&mut self, found: Discovered) {
+        if found.id == self.me || found.addrs.is_empty() || self.leaving {
+            return;
+        }
+        let known = self.addrs.contains_key(&found.id);
+        self.addrs.entry(found.id).or_insert(found.addrs);
+        if self.neighbors.contains(&found.id) {
+            return;
+        }
+        if self.neighbors.is_empty() {
+            debug!(peer = %found.id.short(), "found on the LAN; joining through it");
+            self.proto(InEvent::Command(Command::Join(vec![found.id])))
+                .await;
+        } else if !known {
+            let peer = PeerInfo {
+                id: found.id,
+                data: Bytes::new(),
+            };
+            self.proto(InEvent::Command(Command::AddPeers(vec![peer])))
+                .await;
         }
     }
 
@@ -1190,6 +1425,10 @@ impl Actor {
             return;
         }
         info!("leaving the network");
+        if let Some(mdns) = self.mdns.take() {
+            // Sending the goodbye blocks for a moment; not on this thread.
+            tokio::task::spawn_blocking(move || mdns.stop());
+        }
         if !self.config.seed_role {
             self.proto(InEvent::Command(Command::Quit)).await;
             let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();

@@ -85,6 +85,9 @@ pub struct NodeConfig {
     pub data_dir: Option<PathBuf>,
     /// Admin keys whose signed shutdown commands this node obeys.
     pub admin_keys: Vec<NodeId>,
+    /// LAN discovery: announce and browse by multicast DNS, and probe the
+    /// default port range on this machine while the node has no neighbour.
+    pub discovery: bool,
     /// Limits.
     pub limits: Limits,
     /// The protocol's tunables.
@@ -107,6 +110,7 @@ impl NodeConfig {
             seed_role: false,
             data_dir: None,
             admin_keys: Vec::new(),
+            discovery: true,
             limits: Limits::default(),
             proto: gossipnet_proto::Config::default(),
         }

@@ -28,13 +28,18 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod actor;
 pub mod chat;
 pub mod config;
+pub mod discovery;
 pub mod store;
 pub mod transport;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use gossipnet_proto::envelope::Kind;
@@ -97,11 +102,28 @@ pub struct Received {
     pub hops: u16,
 }
 
+/// A direct message to this node, opened.
+#[derive(Debug, Clone)]
+pub struct DirectMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Who wrote and signed it.
+    pub from: NodeId,
+    /// The name the sender goes by.
+    pub name: Option<String>,
+    /// The text.
+    pub text: String,
+    /// When the sender sent it (its clock, Unix milliseconds).
+    pub time_ms: u64,
+}
+
 /// What a subscriber hears.
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
     /// A broadcast message arrived (once per message).
     Message(Received),
+    /// A direct message to this node arrived.
+    Direct(DirectMessage),
     /// A peer became a neighbour.
     NeighborUp(NodeId),
     /// A neighbour left.
@@ -165,7 +187,7 @@ pub struct Status {
 pub struct Node {
     id: NodeId,
     local_addr: SocketAddr,
-    name: Option<String>,
+    name: Arc<RwLock<Option<String>>>,
     cmd_tx: mpsc::Sender<ToActor>,
     events: broadcast::Sender<NodeEvent>,
     stopped: watch::Receiver<bool>,
@@ -189,7 +211,7 @@ impl Node {
         let advertise = if !config.advertise.is_empty() {
             config.advertise.clone()
         } else if local_addr.ip().is_unspecified() {
-            vec![SocketAddr::from(([127, 0, 0, 1], local_addr.port()))]
+            interface_addrs(local_addr.port())
         } else {
             vec![local_addr]
         };
@@ -244,7 +266,7 @@ impl Node {
         Ok(Node {
             id,
             local_addr,
-            name,
+            name: Arc::new(RwLock::new(name)),
             cmd_tx,
             events,
             stopped,
@@ -256,9 +278,55 @@ impl Node {
         self.id
     }
 
+    /// A builder with defaults: a fresh identity, the default network,
+    /// listening on 127.0.0.1 on a free port.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
     /// The node's name, if it has one.
-    pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+    pub fn name(&self) -> Option<String> {
+        self.name.read().ok().and_then(|n| n.clone())
+    }
+
+    /// Changes the name shown beside the node's id (in its record and in
+    /// the chat messages it sends from now on).
+    pub async fn set_name(&self, name: String) -> Result<(), NodeError> {
+        let name = Some(name);
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(ToActor::SetName {
+                name: name.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)??;
+        if let Ok(mut n) = self.name.write() {
+            *n = name;
+        }
+        Ok(())
+    }
+
+    /// Sends a direct message to one node: encrypted so that only it can
+    /// read it, signed so that it knows who sent it; over a direct link when
+    /// one can be made, else relayed through the overlay.
+    pub async fn send_direct(&self, to: NodeId, text: &str) -> Result<MessageId, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(ToActor::Direct {
+                to,
+                text: text.to_string(),
+                reply,
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// The node's neighbours (its active view).
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>, NodeError> {
+        Ok(self.status().await?.active)
     }
 
     /// The address the node listens on.
@@ -286,7 +354,7 @@ impl Node {
     /// Broadcasts a chat line, signed, with this node's name.
     pub async fn broadcast_text(&self, text: &str) -> Result<MessageId, NodeError> {
         let body = chat::ChatBody {
-            name: self.name.clone(),
+            name: self.name(),
             text: text.to_string(),
         };
         self.broadcast(Kind::Chat, Bytes::from(body.encode())).await
@@ -317,5 +385,135 @@ impl Node {
     pub async fn stopped(&self) {
         let mut rx = self.stopped.clone();
         let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// The addresses of this machine's interfaces (IPv4, other hosts' reach
+/// first, loopback last), for a node listening on every interface.
+fn interface_addrs(port: u16) -> Vec<SocketAddr> {
+    let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    addrs.truncate(gossipnet_proto::record::MAX_ADDRS - 1);
+    addrs.push(SocketAddr::from(([127, 0, 0, 1], port)));
+    addrs
+}
+
+/// Builds a [`Node`]:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), gossipnet_node::NodeError> {
+/// let node = gossipnet_node::Node::builder()
+///     .name("bot")
+///     .peer("127.0.0.1:7465")
+///     .spawn()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct NodeBuilder {
+    secret: Option<gossipnet_proto::SecretKey>,
+    data_dir: Option<PathBuf>,
+    name: Option<String>,
+    listen: Option<SocketAddr>,
+    network_id: Option<String>,
+    psk: Option<[u8; 32]>,
+    peers: Vec<String>,
+    seeds: Vec<String>,
+    discovery: Option<bool>,
+}
+
+impl NodeBuilder {
+    /// The node's identity (default: the one in the data dir, else fresh).
+    pub fn secret(mut self, secret: gossipnet_proto::SecretKey) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Keep identity and address book in this directory.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// A name shown beside the node id.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Where to listen (default 127.0.0.1, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// The network id (default [`config::DEFAULT_NETWORK_ID`]).
+    pub fn network_id(mut self, id: impl Into<String>) -> Self {
+        self.network_id = Some(id.into());
+        self
+    }
+
+    /// The pre-shared key of a private network.
+    pub fn psk(mut self, psk: [u8; 32]) -> Self {
+        self.psk = Some(psk);
+        self
+    }
+
+    /// A peer to join through, as `host:port`.
+    pub fn peer(mut self, addr: impl Into<String>) -> Self {
+        self.peers.push(addr.into());
+        self
+    }
+
+    /// A seed node, as `host:port`.
+    pub fn seed(mut self, addr: impl Into<String>) -> Self {
+        self.seeds.push(addr.into());
+        self
+    }
+
+    /// LAN discovery (multicast DNS and local port probing); on by default.
+    pub fn discovery(mut self, on: bool) -> Self {
+        self.discovery = Some(on);
+        self
+    }
+
+    /// The configuration this builder makes.
+    pub fn into_config(self) -> Result<NodeConfig, NodeError> {
+        let secret = match (self.secret, &self.data_dir) {
+            (Some(secret), _) => secret,
+            (None, Some(dir)) => {
+                let dir = store::DataDir::open(dir).map_err(|e| NodeError::Store(e.to_string()))?;
+                dir.load_or_create_identity()
+                    .map_err(|e| NodeError::Store(e.to_string()))?
+                    .0
+            }
+            (None, None) => gossipnet_proto::SecretKey::generate(&mut rand::rngs::OsRng),
+        };
+        let mut config = NodeConfig::new(secret);
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(id) = self.network_id {
+            config.network_id = id;
+        }
+        config.psk = self.psk;
+        config.name = self.name;
+        config.peers = self.peers;
+        config.seeds = self.seeds;
+        config.data_dir = self.data_dir;
+        if let Some(on) = self.discovery {
+            config.discovery = on;
+        }
+        Ok(config)
+    }
+
+    /// Starts the node.
+    pub async fn spawn(self) -> Result<Node, NodeError> {
+        Node::spawn(self.into_config()?).await
     }
 }

@@ -64,6 +64,12 @@ impl NodeId {
         ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| IdentityError::BadKey)
     }
 
+    /// The X25519 public key of this id (the same curve point in Montgomery
+    /// form), for encrypting to the node that holds it.
+    pub fn x25519_public(&self) -> Result<[u8; 32], IdentityError> {
+        Ok(self.verifying_key()?.to_montgomery().to_bytes())
+    }
+
     /// Checks `signature` over `message` against this id.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), IdentityError> {
         let key = self.verifying_key()?;
@@ -161,6 +167,12 @@ impl SecretKey {
     /// The id of the node that holds this key.
     pub fn node_id(&self) -> NodeId {
         NodeId(self.0.verifying_key().to_bytes())
+    }
+
+    /// The X25519 secret matching [`NodeId::x25519_public`] (the ed25519
+    /// signing scalar), for decrypting what was encrypted to this node.
+    pub fn x25519_secret(&self) -> [u8; 32] {
+        self.0.to_scalar_bytes()
     }
 
     /// Signs `message`.

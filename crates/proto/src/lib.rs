@@ -10,6 +10,7 @@
 //! - [`identity`]: ed25519 keys and the [`NodeId`] that names a node;
 //! - [`record`]: signed node records (addresses, roles, name);
 //! - [`envelope`]: signed broadcast envelopes and their BLAKE3 [`MessageId`];
+//! - [`direct`]: direct messages sealed to one recipient's key;
 //! - [`wire`]: every message on a link, its encoding and bounds;
 //! - [`hyparview`]: membership (active and passive views, joins, shuffles,
 //!   repair);
@@ -19,6 +20,9 @@
 //!   drives;
 //! - [`seed`]: the registry a seed node keeps of live nodes.
 
+#![warn(missing_docs)]
+
+pub mod direct;
 pub mod envelope;
 pub mod hyparview;
 pub mod identity;

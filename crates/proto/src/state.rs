@@ -307,8 +307,9 @@ impl<R: Rng> State<R> {
                     size.on_message(m);
                 }
             }
-            // The seed protocol is the runtime's, not the overlay's.
-            Message::Seed(_) => {}
+            // The seed protocol and direct messages are the runtime's, not
+            // the overlay's.
+            Message::Seed(_) | Message::Direct(_) => {}
         }
     }
 

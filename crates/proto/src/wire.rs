@@ -59,6 +59,9 @@ pub enum Message {
     /// The seed protocol (registration, lists, dead reports), between a node
     /// and a seed; its bounds are checked while decoding.
     Seed(seed::SeedMessage),
+    /// A direct message (an encoded signed envelope of kind `Direct`) sent
+    /// straight to its recipient over a link.
+    Direct(bytes::Bytes),
 }
 
 /// Encodes a message.
@@ -114,6 +117,7 @@ pub fn validate(message: &Message) -> Result<(), DecodeError> {
         Message::Ping(_) | Message::Pong(_) => true,
         Message::Size(s) => s.registers.len() == size::REGISTERS,
         Message::Seed(_) => true,
+        Message::Direct(d) => d.len() <= MAX_GOSSIP_BYTES,
     };
     if ok {
         Ok(())
@@ -142,5 +146,6 @@ pub fn kind(message: &Message) -> &'static str {
         Message::Pong(_) => "pong",
         Message::Size(_) => "size",
         Message::Seed(_) => "seed",
+        Message::Direct(_) => "direct",
     }
 }

@@ -23,8 +23,10 @@ use crate::sim::{Idx, SimConfig, Simulator, Violations};
 /// Virtual time between two joins: 2,000 joins a second, a flash crowd that
 /// the join protocol must absorb.
 const JOIN_INTERVAL: Duration = Duration::from_micros(500);
-/// Virtual time for the overlay to settle after the last join.
-const SETTLE: Duration = Duration::from_secs(10);
+/// Virtual time for the overlay to settle after the last join: one shuffle
+/// period, by which the evictions of a flash crowd of joins (nodes short of
+/// neighbours asking full ones with high priority) have died down.
+const SETTLE: Duration = Duration::from_secs(30);
 /// Virtual time a broadcast round is given (the slowest delivery at 100,000
 /// nodes takes well under a second; grafts and IHAVE batches finish too).
 const ROUND_TIME: Duration = Duration::from_secs(5);

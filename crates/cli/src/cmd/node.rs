@@ -25,6 +25,8 @@ use gossipnet_proto::NodeId;
 use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
+use super::chat;
+
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
@@ -91,6 +93,18 @@ pub struct NodeArgs {
     no_mdns: bool,
 }
 
+// Terminal chat (cmd::chat): `gossipnet chat` asks for a name when none was
+// given, before the node is prepared.
+impl NodeArgs {
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.common.name.as_deref()
+    }
+
+    pub(crate) fn set_name(&mut self, name: String) {
+        self.common.name = Some(name);
+    }
+}
+
 /// `gossipnet seed`.
 #[derive(Debug, Args)]
 pub struct SeedArgs {
@@ -137,8 +151,8 @@ struct FileProtocol {
 pub fn run_node(args: NodeArgs) -> Result<()> {
     let mut peers = args.peers_pos.clone();
     peers.extend(args.peers.iter().cloned());
-    let prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
-    let _ = args.no_mdns; // LAN discovery is not built yet; the flag is accepted.
+    let mut prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
+    prepared.config.discovery = !args.no_mdns;
     run(serve(prepared, args.json))
 }
 
@@ -338,13 +352,15 @@ fn init_logging(log_file: Option<&Path>, json: bool) -> Result<()> {
             }
         }
         None => {
+            // Terminal chat (cmd::chat): `log_writer` is standard error,
+            // except while a chat runs, when log lines go above its input line.
             if json {
-                builder.json().with_writer(std::io::stderr).try_init()
+                builder.json().with_writer(chat::log_writer).try_init()
             } else {
                 use std::io::IsTerminal;
                 builder
                     .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(std::io::stderr)
+                    .with_writer(chat::log_writer)
                     .try_init()
             }
         }
@@ -356,6 +372,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     init_logging(prepared.log_file.as_deref(), prepared.log_json)?;
     let listen = prepared.config.listen;
     let seed_role = prepared.config.seed_role;
+    let data_dir = prepared.config.data_dir.clone(); // for the chat's history
     let node = Node::spawn(prepared.config).await.map_err(|e| match e {
         gossipnet_node::NodeError::Bind { .. } => anyhow!(
             "{e}; port {} may be in use: pick another with --port",
@@ -369,10 +386,15 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         let _ = writeln!(
             err,
             "gossipnet {role} {} listening on {} as {}",
-            node.name().unwrap_or(""),
+            node.name().unwrap_or_default(),
             node.local_addr(),
             node.id()
         );
+    }
+    // Terminal chat (cmd::chat): on a terminal, a line editor replaces the
+    // plain reader and printer below, and handles signals itself.
+    if !seed_role && !json && chat::on_terminal() {
+        return chat::run(node, data_dir.as_deref()).await;
     }
     let printer = tokio::spawn(print_messages(node.clone(), json));
     if !seed_role {
@@ -392,7 +414,25 @@ async fn read_input(node: Node) {
         if line.is_empty() {
             continue;
         }
-        if let Err(e) = node.broadcast_text(line).await {
+        // `/dm ID TEXT` sends a direct message; every other line is
+        // broadcast as it is.
+        let sent = match line.strip_prefix("/dm ") {
+            Some(rest) => match rest.trim_start().split_once(' ') {
+                Some((id, text)) => match id.parse::<NodeId>() {
+                    Ok(to) => node.send_direct(to, text).await.map(|_| ()),
+                    Err(e) => {
+                        eprintln!("not sent: '{id}' is not a node id: {e}");
+                        continue;
+                    }
+                },
+                None => {
+                    eprintln!("usage: /dm NODE_ID TEXT");
+                    continue;
+                }
+            },
+            None => node.broadcast_text(line).await.map(|_| ()),
+        };
+        if let Err(e) = sent {
             eprintln!("not sent: {e}");
         }
     }
@@ -403,6 +443,7 @@ async fn print_messages(node: Node, json: bool) {
     loop {
         match events.recv().await {
             Ok(NodeEvent::Message(m)) => print_message(&m, json),
+            Ok(NodeEvent::Direct(d)) => print_direct(&d, json),
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 eprintln!("(output fell behind: {n} events not shown)");
@@ -431,17 +472,47 @@ fn print_message(m: &Received, json: bool) {
         });
         let _ = writeln!(out, "{v}");
     } else {
-        let time = chrono::DateTime::from_timestamp_millis(m.time_ms as i64)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%H:%M:%S")
-                    .to_string()
-            })
-            .unwrap_or_else(|| "--:--:--".into());
+        let time = clock(m.time_ms);
         let name = body.name.as_deref().unwrap_or("anonymous");
         let _ = writeln!(out, "[{time}] {name} ({}): {}", m.origin.short(), body.text);
     }
     let _ = out.flush();
+}
+
+fn print_direct(d: &gossipnet_node::DirectMessage, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "id": d.id.to_string(),
+            "direct": true,
+            "origin": d.from.to_string(),
+            "name": d.name,
+            "time": d.time_ms,
+            "text": d.text,
+        });
+        let _ = writeln!(out, "{v}");
+    } else {
+        let name = d.name.as_deref().unwrap_or("anonymous");
+        let _ = writeln!(
+            out,
+            "[{}] (dm) {name} ({}): {}",
+            clock(d.time_ms),
+            d.from.short(),
+            d.text
+        );
+    }
+    let _ = out.flush();
+}
+
+/// Local wall-clock `hh:mm:ss` of a Unix-milliseconds time.
+fn clock(time_ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(time_ms as i64)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "--:--:--".into())
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -1,0 +1,664 @@
+//! The terminal chat: `gossipnet chat`, and `gossipnet node` when its
+//! standard input and output are a terminal.
+//!
+//! Typed lines are broadcast; arriving messages are printed as
+//! `[hh:mm:ss] name (shortid): text` above the line being typed, which is
+//! redrawn intact. Lines starting with `/` are commands (`/help` lists them).
+//! Three parts cooperate:
+//!
+//! - the editor thread: rustyline's `readline` blocks, so it runs on a thread
+//!   of its own. Each line goes to the async side over a bounded channel with
+//!   a oneshot the thread waits on before it reads the next one, so a
+//!   command's output comes before the next prompt and `/quit` leaves no read
+//!   pending;
+//! - the printer task: messages, direct messages, command output and log
+//!   lines all go through rustyline's external printer, which clears the
+//!   input line, prints above it and redraws what was being typed. Anything
+//!   written to the terminal another way would land in the middle of it;
+//! - the command loop: runs each line or command against the [`Node`], and
+//!   watches for signals. Ctrl-C and Ctrl-D (read by the editor as keys,
+//!   since the terminal is in raw mode), `/quit`, SIGINT, SIGTERM and SIGHUP
+//!   all leave the network gracefully and exit 0.
+//!
+//! Logs: tracing writes through [`log_writer`], which sends each line to the
+//! printer while a chat runs and to standard error otherwise.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use gossipnet_node::chat::{sanitize, ChatBody, MAX_NAME_BYTES};
+use gossipnet_node::{DirectMessage, Node, NodeEvent, Received};
+use gossipnet_proto::envelope::Kind;
+use gossipnet_proto::NodeId;
+use rustyline::error::ReadlineError;
+use rustyline::{Config, DefaultEditor, ExternalPrinter};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
+
+use super::node::{self, NodeArgs};
+
+/// Lines waiting for the printer. Absorbs a burst of messages; when it is
+/// full, log lines are dropped (logging must never stall the node) and other
+/// output waits its turn.
+const OUTPUT_QUEUE: usize = 256;
+
+/// Typed lines waiting for the command loop. The editor thread waits for
+/// each line to be handled, so one slot is all it ever uses.
+const INPUT_QUEUE: usize = 1;
+
+/// Typed lines kept in the history, in memory and in its file.
+const HISTORY_LEN: usize = 1000;
+
+/// The history file, in the node's data directory.
+const HISTORY_FILE: &str = "chat_history";
+
+/// How long the printer may take, at exit, to show what is still queued.
+const PRINTER_DRAIN: Duration = Duration::from_secs(2);
+
+/// The input prompt.
+const PROMPT: &str = "> ";
+
+/// The printer's queue while a chat runs; `None` sends logs to standard
+/// error. Global because the tracing subscriber is set up once, before the
+/// chat starts, and outlives it.
+static LOG_SINK: Mutex<Option<mpsc::Sender<String>>> = Mutex::new(None);
+
+/// Whether a node should run the terminal chat: both standard input and
+/// standard output are a terminal.
+pub fn on_terminal() -> bool {
+    std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
+}
+
+/// `gossipnet chat`: `gossipnet node` that asks for a name when none was
+/// given (on a terminal).
+pub fn run_chat(mut args: NodeArgs) -> Result<()> {
+    if args.name().is_none() && on_terminal() {
+        match ask_name()? {
+            NameAnswer::Name(name) => args.set_name(name),
+            NameAnswer::Default => {}
+            NameAnswer::Cancelled => return Ok(()),
+        }
+    }
+    node::run_node(args)
+}
+
+enum NameAnswer {
+    Name(String),
+    /// An empty answer: the node's default name.
+    Default,
+    /// Ctrl-C or Ctrl-D: nothing was started, so nothing to leave.
+    Cancelled,
+}
+
+fn ask_name() -> Result<NameAnswer> {
+    let mut editor = DefaultEditor::new().context("cannot use the terminal")?;
+    loop {
+        match editor.readline("Your name: ") {
+            Ok(line) => match check_name(line.trim()) {
+                Ok("") => return Ok(NameAnswer::Default),
+                Ok(name) => return Ok(NameAnswer::Name(name.to_string())),
+                Err(why) => println!("{why}"),
+            },
+            Err(ReadlineError::Eof | ReadlineError::Interrupted) => {
+                return Ok(NameAnswer::Cancelled)
+            }
+            Err(e) => return Err(e).context("cannot read the terminal"),
+        }
+    }
+}
+
+/// The rules of a node record's name, said up front rather than as a
+/// signing error later.
+fn check_name(name: &str) -> Result<&str, String> {
+    if name.len() > MAX_NAME_BYTES {
+        Err(format!("a name is at most {MAX_NAME_BYTES} bytes"))
+    } else if name.chars().any(char::is_control) {
+        Err("a name cannot hold control characters".to_string())
+    } else {
+        Ok(name)
+    }
+}
+
+/// The writer tracing logs through (see the module docs). Each log event is
+/// gathered whole and sent when the writer is dropped, so a line is never
+/// split around the input line.
+pub fn log_writer() -> LogWriter {
+    LogWriter(Vec::new())
+}
+
+/// One log event on its way to the chat printer or standard error.
+#[derive(Debug)]
+pub struct LogWriter(Vec<u8>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let sink = LOG_SINK.lock().unwrap_or_else(|e| e.into_inner());
+        match sink.as_ref() {
+            Some(tx) => {
+                let text = String::from_utf8_lossy(&self.0);
+                let _ = tx.try_send(text.trim_end().to_string());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(&self.0);
+            }
+        }
+    }
+}
+
+/// What the editor thread sends.
+enum Input {
+    /// A typed line, and where to say whether to read another.
+    Line(String, oneshot::Sender<Flow>),
+    /// The terminal could not be read; the thread has ended.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// How the chat ended.
+#[derive(Debug)]
+enum Exit {
+    /// From the keyboard: the editor has returned and restored the terminal.
+    Typed,
+    /// By a signal: the editor may still be in the middle of a read.
+    Signal,
+}
+
+/// Runs the chat on `node` until the user quits, then leaves the network.
+/// History is kept in `data_dir` when there is one.
+pub async fn run(node: Node, data_dir: Option<&Path>) -> Result<()> {
+    let history = data_dir.map(|d| d.join(HISTORY_FILE));
+    let config = Config::builder()
+        .max_history_size(HISTORY_LEN)
+        .context("history size")?
+        .history_ignore_dups(true)
+        .context("history settings")?
+        .build();
+    let mut editor = DefaultEditor::with_config(config).context("cannot use the terminal")?;
+    if let Some(path) = &history {
+        // Absent on the first run; a history is a convenience, never a
+        // reason not to chat.
+        let _ = editor.load_history(path);
+    }
+    let printer: Box<dyn ExternalPrinter + Send> = Box::new(
+        editor
+            .create_external_printer()
+            .context("cannot print to the terminal")?,
+    );
+    let saved_tty = TtyMode::save();
+
+    let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
+    let (detach_tx, detach_rx) = oneshot::channel();
+    let (line_tx, mut line_rx) = mpsc::channel(INPUT_QUEUE);
+    // The thread holds no output sender: on a signal it stays inside its
+    // read, and the printer must still see every sender gone.
+    std::thread::Builder::new()
+        .name("chat-input".into())
+        .spawn(move || read_lines(editor, history, line_tx))
+        .context("cannot start the input thread")?;
+    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(out_tx.clone());
+    let printer_task = tokio::spawn(print_output(
+        node.clone(),
+        printer,
+        saved_tty,
+        out_rx,
+        detach_rx,
+    ));
+
+    let _ = out_tx
+        .send("Type a line to send it to everyone; /help lists the commands.".into())
+        .await;
+    let exit = command_loop(&node, &mut line_rx, &out_tx).await;
+    // Only a typed exit has seen the editor return; after anything else it
+    // is still reading, in raw mode.
+    if !matches!(exit, Ok(Exit::Typed)) {
+        let _ = detach_tx.send(());
+    }
+    let _ = out_tx.send("Leaving the network...".into()).await;
+    let left = node.leave().await;
+
+    // Dropping every sender ends the printer once it has printed all that
+    // was queued; only then is the terminal handed back. Bounded, because a
+    // terminal paused with Ctrl-S would block the printer's writes.
+    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    drop(out_tx);
+    let _ = tokio::time::timeout(PRINTER_DRAIN, printer_task).await;
+    exit?;
+    left.context("leaving the network failed")
+}
+
+/// The editor thread: reads lines until the user quits or the command loop
+/// says to stop.
+fn read_lines(mut editor: DefaultEditor, history: Option<PathBuf>, lines: mpsc::Sender<Input>) {
+    loop {
+        match editor.readline(PROMPT) {
+            Ok(line) => {
+                if !line.trim().is_empty() && editor.add_history_entry(line.as_str()).is_ok() {
+                    if let Some(path) = &history {
+                        // Appended line by line, so a run ended by a signal
+                        // keeps its history too.
+                        let _ = editor.append_history(path);
+                    }
+                }
+                let (reply, flow) = oneshot::channel();
+                if lines.blocking_send(Input::Line(line, reply)).is_err() {
+                    return;
+                }
+                if flow.blocking_recv() != Ok(Flow::Continue) {
+                    return;
+                }
+            }
+            // Ctrl-D on an empty line, or Ctrl-C: dropping `lines` tells the
+            // command loop.
+            Err(ReadlineError::Eof | ReadlineError::Interrupted) => return,
+            Err(e) => {
+                let _ = lines.blocking_send(Input::Failed(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+/// Prints arriving messages and queued output until every output sender is
+/// gone.
+///
+/// `detach` fires when a signal (not a key) ends the chat. The editor is then
+/// still inside a read, in raw mode, and will never return: the printer puts
+/// the terminal back, leaves the input line, and prints the rest directly.
+/// (Going on through the external printer would redraw the abandoned input
+/// line after each message, and after the last one too, where the shell
+/// would then print its prompt.)
+async fn print_output(
+    node: Node,
+    printer: Box<dyn ExternalPrinter + Send>,
+    tty: TtyMode,
+    mut output: mpsc::Receiver<String>,
+    mut detach: oneshot::Receiver<()>,
+) {
+    let mut printer = Some(printer);
+    let mut detach_pending = true;
+    let mut events = node.subscribe();
+    let mut events_open = true;
+    loop {
+        let text = tokio::select! {
+            biased;
+            signalled = &mut detach, if detach_pending => {
+                detach_pending = false;
+                if signalled.is_ok() {
+                    printer = None;
+                    tty.restore();
+                    println!();
+                }
+                continue;
+            }
+            line = output.recv() => match line {
+                Some(line) => line,
+                None => return,
+            },
+            event = events.recv(), if events_open => match event {
+                Ok(NodeEvent::Message(m)) => match message_line(&m) {
+                    Some(line) => line,
+                    None => continue,
+                },
+                Ok(NodeEvent::Direct(d)) => direct_line(&d),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => {
+                    format!("(output fell behind: {n} events not shown)")
+                }
+                Err(RecvError::Closed) => {
+                    events_open = false;
+                    continue;
+                }
+            },
+        };
+        match printer.as_mut() {
+            // The external printer ends a message with a newline only while
+            // the editor is reading; between reads it writes the text as is.
+            Some(p) => {
+                if p.print(format!("{text}\n")).is_err() {
+                    // The terminal is gone (hung up): nothing more can show.
+                    return;
+                }
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// `[hh:mm:ss] name (shortid): text` for a chat message, `None` for other
+/// kinds and bodies that do not decode.
+fn message_line(m: &Received) -> Option<String> {
+    if m.kind != Kind::Chat {
+        return None;
+    }
+    let body = ChatBody::decode(&m.body)?;
+    let name = body.name.as_deref().unwrap_or("anonymous");
+    Some(format!(
+        "[{}] {name} ({}): {}",
+        clock(m.time_ms),
+        m.origin.short(),
+        body.text
+    ))
+}
+
+/// `[hh:mm:ss] (dm) name (shortid): text`. Name and text are sanitized here
+/// too: whatever reaches the terminal must not carry escape sequences.
+fn direct_line(d: &DirectMessage) -> String {
+    let name = d.name.as_deref().map(sanitize);
+    format!(
+        "[{}] (dm) {} ({}): {}",
+        clock(d.time_ms),
+        name.as_deref().unwrap_or("anonymous"),
+        d.from.short(),
+        sanitize(&d.text)
+    )
+}
+
+/// Unix milliseconds as local `hh:mm:ss`.
+fn clock(time_ms: u64) -> String {
+    i64::try_from(time_ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "--:--:--".into())
+}
+
+/// Handles typed lines until the user quits or a signal arrives.
+async fn command_loop(
+    node: &Node,
+    lines: &mut mpsc::Receiver<Input>,
+    out: &mpsc::Sender<String>,
+) -> Result<Exit> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    loop {
+        let input = tokio::select! {
+            _ = interrupt.recv() => return Ok(Exit::Signal),
+            _ = terminate.recv() => return Ok(Exit::Signal),
+            _ = hangup.recv() => return Ok(Exit::Signal),
+            input = lines.recv() => input,
+        };
+        let (line, reply) = match input {
+            Some(Input::Line(line, reply)) => (line, reply),
+            Some(Input::Failed(e)) => {
+                say(out, format!("cannot read the terminal: {e}")).await;
+                return Ok(Exit::Typed);
+            }
+            None => return Ok(Exit::Typed),
+        };
+        let flow = handle_line(node, &line, out).await;
+        let _ = reply.send(flow);
+        if flow == Flow::Quit {
+            return Ok(Exit::Typed);
+        }
+    }
+}
+
+const HELP: &str = "\
+Type a line and press Enter to send it to everyone. Commands:
+  /peers          the neighbours this node has a link to
+  /status         this node's id, name, address, views and counters
+  /dm ID TEXT     a direct message; ID is a full id or the start of a known peer's id
+  /name NAME      change the name shown beside your messages
+  /help           this list
+  /quit           leave the network and exit (also Ctrl-C or Ctrl-D)
+A line starting with // is sent with a single /.";
+
+async fn handle_line(node: &Node, line: &str, out: &mpsc::Sender<String>) -> Flow {
+    let line = line.trim();
+    if line.is_empty() {
+        return Flow::Continue;
+    }
+    let text = match line.strip_prefix('/') {
+        Some(rest) if rest.starts_with('/') => rest,
+        Some(command) => return run_command(node, command, out).await,
+        None => line,
+    };
+    if let Err(e) = node.broadcast_text(text).await {
+        say(out, format!("not sent: {e}")).await;
+    }
+    Flow::Continue
+}
+
+async fn run_command(node: &Node, command: &str, out: &mpsc::Sender<String>) -> Flow {
+    let (name, rest) = command
+        .split_once(char::is_whitespace)
+        .map(|(n, r)| (n, r.trim()))
+        .unwrap_or((command, ""));
+    let reply = match name {
+        "quit" | "exit" => return Flow::Quit,
+        "help" => HELP.to_string(),
+        "peers" => peers(node).await,
+        "status" => status(node).await,
+        "dm" => direct(node, rest).await,
+        "name" => rename(node, rest).await,
+        _ => format!("unknown command /{name}; /help lists the commands"),
+    };
+    say(out, reply).await;
+    Flow::Continue
+}
+
+async fn say(out: &mpsc::Sender<String>, text: String) {
+    let _ = out.send(text).await;
+}
+
+async fn peers(node: &Node) -> String {
+    let peers = match node.peers().await {
+        Ok(peers) => peers,
+        Err(e) => return format!("cannot list peers: {e}"),
+    };
+    if peers.is_empty() {
+        return "no neighbours yet".into();
+    }
+    let mut text = format!("{} neighbour(s):", peers.len());
+    for p in &peers {
+        let addr = p.addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+        let _ = write!(text, "\n  {}  {addr}", p.id.short());
+    }
+    text
+}
+
+async fn status(node: &Node) -> String {
+    let s = match node.status().await {
+        Ok(s) => s,
+        Err(e) => return format!("cannot get the status: {e}"),
+    };
+    let neighbours: Vec<String> = s.active.iter().map(|p| p.id.short()).collect();
+    let size = s
+        .size_estimate
+        .map_or_else(|| "not known yet".to_string(), |n| format!("about {n:.0}"));
+    format!(
+        "id          {}\nname        {}\nlisten      {}\nneighbours  {} {}\npassive     {}\ndelivered   {}\nnetwork     {size} nodes",
+        s.id,
+        s.name.as_deref().unwrap_or("-"),
+        s.listen,
+        s.active.len(),
+        if neighbours.is_empty() {
+            String::new()
+        } else {
+            format!("({})", neighbours.join(", "))
+        },
+        s.passive.len(),
+        s.delivered,
+    )
+}
+
+async fn direct(node: &Node, args: &str) -> String {
+    let Some((target, text)) = args
+        .split_once(char::is_whitespace)
+        .map(|(t, x)| (t, x.trim()))
+        .filter(|(_, x)| !x.is_empty())
+    else {
+        return "usage: /dm ID TEXT".into();
+    };
+    let known = match node.status().await {
+        Ok(s) => s
+            .active
+            .iter()
+            .map(|p| p.id)
+            .chain(s.passive.iter().copied())
+            .collect::<Vec<_>>(),
+        Err(e) => return format!("cannot look up peers: {e}"),
+    };
+    let to = match resolve(target, &known) {
+        Ok(id) => id,
+        Err(why) => return why,
+    };
+    match node.send_direct(to, text).await {
+        Ok(_) => format!("[{}] (dm to {}): {text}", clock(now_ms()), to.short()),
+        Err(e) => format!("not sent to {}: {e}", to.short()),
+    }
+}
+
+/// A full id, or the one known id that starts with `text`.
+fn resolve(text: &str, known: &[NodeId]) -> Result<NodeId, String> {
+    if let Ok(id) = text.parse::<NodeId>() {
+        return Ok(id);
+    }
+    let prefix = text.to_ascii_lowercase();
+    let mut matches: Vec<NodeId> = known
+        .iter()
+        .filter(|id| id.to_string().starts_with(&prefix))
+        .copied()
+        .collect();
+    matches.sort_by_key(|id| id.to_string());
+    matches.dedup();
+    match matches.as_slice() {
+        [] => Err(format!(
+            "no known peer has an id starting with '{text}' (/peers lists neighbours)"
+        )),
+        [one] => Ok(*one),
+        many => Err(format!(
+            "'{text}' matches {} peers ({}); type more of the id",
+            many.len(),
+            many.iter()
+                .map(NodeId::short)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+async fn rename(node: &Node, name: &str) -> String {
+    let name = match check_name(name) {
+        Ok("") => return "usage: /name NAME".into(),
+        Ok(name) => name,
+        Err(why) => return why,
+    };
+    match node.set_name(name.to_string()).await {
+        Ok(_) => format!("you are now {name}"),
+        Err(e) => format!("cannot change the name: {e}"),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The terminal's settings before the chat, to put back when a signal ends
+/// it while the editor holds the terminal in raw mode.
+struct TtyMode(Option<nix::sys::termios::Termios>);
+
+impl TtyMode {
+    fn save() -> TtyMode {
+        TtyMode(nix::sys::termios::tcgetattr(std::io::stdin()).ok())
+    }
+
+    fn restore(&self) {
+        if let Some(mode) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSADRAIN,
+                mode,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gossipnet_proto::SecretKey;
+
+    fn id() -> NodeId {
+        SecretKey::generate(&mut rand::rngs::OsRng).node_id()
+    }
+
+    #[test]
+    fn resolve_takes_full_ids_and_unique_prefixes() {
+        let a = id();
+        let b = id();
+        let known = [a, b];
+        assert_eq!(resolve(&a.to_string(), &[]), Ok(a));
+        assert_eq!(resolve(&b.short(), &known), Ok(b));
+        assert_eq!(resolve(&b.short().to_uppercase(), &known), Ok(b));
+        // The empty prefix matches both: ambiguous, never a guess.
+        assert!(resolve("", &known).unwrap_err().contains("matches 2"));
+        assert!(resolve("0", &known).is_err());
+    }
+
+    #[test]
+    fn names_follow_the_record_rules() {
+        assert_eq!(check_name("ann"), Ok("ann"));
+        assert!(check_name("a\u{1b}b").is_err());
+        assert!(check_name(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn chat_messages_print_with_name_and_short_id() {
+        let origin = id();
+        let body = ChatBody {
+            name: Some("ann".into()),
+            text: "hi".into(),
+        };
+        let m = Received {
+            id: gossipnet_proto::MessageId([0; 32]),
+            origin,
+            seq: 1,
+            time_ms: 0,
+            kind: Kind::Chat,
+            body: body.encode().into(),
+            hops: 1,
+        };
+        let line = message_line(&m).unwrap();
+        assert!(
+            line.ends_with(&format!("ann ({}): hi", origin.short())),
+            "{line}"
+        );
+        assert!(line.starts_with('['));
+    }
+}

@@ -1,0 +1,56 @@
+//! A bot that answers every chat message with an echo: gossipnet embedded
+//! in a Rust program in a few lines.
+//!
+//! Run a node (`gossipnet node`), then, beside it:
+//!
+//! ```sh
+//! cargo run -p gossipnet-node --example echo_bot -- 127.0.0.1:7465
+//! ```
+//!
+//! Every line typed at any node comes back as `echo: <line>` from the bot.
+
+use gossipnet_node::chat::ChatBody;
+use gossipnet_node::{Node, NodeError, NodeEvent};
+use tokio::sync::broadcast::error::RecvError;
+
+/// What the bot puts before what it repeats; it never answers a line that
+/// starts with it, so two bots do not echo each other forever.
+pub const PREFIX: &str = "echo: ";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let peer = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7465".to_string());
+    let node = Node::builder().name("echo-bot").peer(peer).spawn().await?;
+    eprintln!("echo bot {} listening on {}", node.id(), node.local_addr());
+    tokio::select! {
+        result = answer(&node) => result?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    node.leave().await?;
+    Ok(())
+}
+
+/// Answers each chat message with an echo, until the node stops.
+pub async fn answer(node: &Node) -> Result<(), NodeError> {
+    let mut events = node.subscribe();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            // Fell behind a burst: skip what was missed, keep answering.
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return Ok(()),
+        };
+        let NodeEvent::Message(message) = event else {
+            continue;
+        };
+        let Some(body) = ChatBody::decode(&message.body) else {
+            continue;
+        };
+        if !body.text.starts_with(PREFIX) {
+            node.broadcast_text(&format!("{PREFIX}{}", body.text))
+                .await?;
+        }
+    }
+}
