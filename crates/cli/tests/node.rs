@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{args, established_to, free_port, Proc, TempDir};
+use common::{args, established_to, exchange_all, free_port, Proc, TempDir};
 
 fn node_args(port: u16, dir: &TempDir, name: &str, extra: &[String]) -> Vec<String> {
     let mut a = args(&[
@@ -19,6 +19,8 @@ fn node_args(port: u16, dir: &TempDir, name: &str, extra: &[String]) -> Vec<Stri
         &dir.join(name),
         "--name",
         name,
+        // Tests running side by side must not find each other on the LAN.
+        "--no-mdns",
     ]);
     a.extend(extra.iter().cloned());
     a
@@ -26,57 +28,6 @@ fn node_args(port: u16, dir: &TempDir, name: &str, extra: &[String]) -> Vec<Stri
 
 fn peer(port: u16) -> String {
     format!("127.0.0.1:{port}")
-}
-
-/// Sends one line from each node and checks every other node prints it
-/// exactly once.
-fn exchange_all(nodes: &mut [Proc], tag: &str) {
-    for node in nodes.iter_mut() {
-        let text = format!("{tag} from {}", node.name);
-        node.say(&text);
-    }
-    for i in 0..nodes.len() {
-        for j in 0..nodes.len() {
-            if i == j {
-                continue;
-            }
-            let text = format!("{tag} from {}", nodes[j].name);
-            assert!(
-                nodes[i].wait_output(&text),
-                "{} never printed '{text}'\n{}\n{}",
-                nodes[i].name,
-                nodes[i].logs(),
-                nodes[j].logs()
-            );
-        }
-    }
-    // A marker sent after everything: once it has arrived everywhere, any
-    // duplicate of the earlier lines would have arrived too (links are
-    // ordered and the tree carries both).
-    let marker = format!("{tag} marker");
-    nodes[0].say(&marker);
-    for n in nodes.iter().skip(1) {
-        assert!(n.wait_output(&marker));
-    }
-    for i in 0..nodes.len() {
-        for j in 0..nodes.len() {
-            if i != j {
-                let text = format!("{tag} from {}", nodes[j].name);
-                assert_eq!(
-                    nodes[i].count_output(&text),
-                    1,
-                    "{} printed '{text}' twice",
-                    nodes[i].name
-                );
-            }
-        }
-        let own = format!("{tag} from {}", nodes[i].name);
-        assert_eq!(
-            nodes[i].count_output(&own),
-            0,
-            "a node printed its own line"
-        );
-    }
 }
 
 #[test]
@@ -416,4 +367,66 @@ fn a_leaving_node_is_replaced_without_waiting_for_a_timeout() {
             n.logs()
         );
     }
+}
+
+/// Nothing any other node printed or logged contains `secret`.
+fn nobody_else_saw(nodes: &[&Proc], secret: &str) {
+    for n in nodes {
+        let all = n.stdout.snapshot().join("\n") + &n.stderr.snapshot().join("\n");
+        assert!(!all.contains(secret), "{} saw the direct message", n.name);
+    }
+}
+
+#[test]
+fn a_direct_message_reaches_its_recipient_only() {
+    let dir = TempDir::new("dm");
+    let ports = [free_port(), free_port(), free_port()];
+    let names = ["a", "b", "c"];
+    let mut nodes: Vec<Proc> = (0..3)
+        .map(|i| {
+            let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
+            Proc::start(names[i], &node_args(ports[i], &dir, names[i], &others))
+        })
+        .collect();
+    for n in &nodes {
+        assert!(n.wait_neighbors(2), "{}", n.logs());
+    }
+    let to = nodes[2].id.clone();
+    nodes[0].say(&format!("/dm {to} the eagle lands at nine"));
+    assert!(nodes[2].wait_output("(dm) a ("), "{}", nodes[2].logs());
+    assert!(nodes[2].wait_output("the eagle lands at nine"));
+    // A broadcast sent after it has reached b: had b been given the direct
+    // message in the clear, it would have printed it by now.
+    nodes[0].say("after the dm");
+    assert!(nodes[1].wait_output("after the dm"));
+    nobody_else_saw(&[&nodes[1]], "the eagle lands at nine");
+    nobody_else_saw(&[&nodes[0]], "(dm)");
+}
+
+#[test]
+fn a_direct_message_is_relayed_when_no_direct_link_can_be_made() {
+    let dir = TempDir::new("dm-relay");
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    // c publishes an address nobody can dial, so a cannot link to it: the
+    // only way from a to c is through b.
+    let dead_end = format!("127.0.0.1:{}", free_port());
+    let b = Proc::start("b", &node_args(pb, &dir, "b", &[]));
+    let mut a = Proc::start("a", &node_args(pa, &dir, "a", &[peer(pb)]));
+    let c = Proc::start(
+        "c",
+        &node_args(pc, &dir, "c", &args(&["--advertise", &dead_end, &peer(pb)])),
+    );
+    assert!(a.wait_neighbors(1) && c.wait_neighbors(1) && b.wait_neighbors(2));
+    a.say("warm up");
+    assert!(c.wait_output("warm up"), "{}", c.logs());
+    a.say(&format!("/dm {} relayed secret 42", c.id));
+    assert!(
+        c.wait_output("relayed secret 42"),
+        "{}\n{}",
+        c.logs(),
+        a.logs()
+    );
+    a.say("after the relayed dm");
+    assert!(b.wait_output("after the relayed dm"));
+    nobody_else_saw(&[&b], "relayed secret 42");
 }

@@ -81,7 +81,20 @@ pub struct Proc {
 impl Proc {
     /// Starts `gossipnet ARGS` and waits for its readiness line.
     pub fn start(name: &str, args: &[String]) -> Proc {
-        let mut child = Command::new(bin())
+        Self::start_in(None, name, args)
+    }
+
+    /// Starts `gossipnet ARGS` inside a network namespace (`ip netns exec`).
+    pub fn start_in(netns: Option<&str>, name: &str, args: &[String]) -> Proc {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
@@ -287,4 +300,55 @@ pub fn established_to(ports: &[u16]) -> usize {
         }
     }
     count
+}
+
+/// Sends one line from each node and checks every other node prints it
+/// exactly once (and no node prints its own).
+pub fn exchange_all(nodes: &mut [Proc], tag: &str) {
+    for node in nodes.iter_mut() {
+        let text = format!("{tag} from {}", node.name);
+        node.say(&text);
+    }
+    for i in 0..nodes.len() {
+        for j in 0..nodes.len() {
+            if i == j {
+                continue;
+            }
+            let text = format!("{tag} from {}", nodes[j].name);
+            assert!(
+                nodes[i].wait_output(&text),
+                "{} never printed '{text}'\n{}\n{}",
+                nodes[i].name,
+                nodes[i].logs(),
+                nodes[j].logs()
+            );
+        }
+    }
+    // A marker sent after everything: once it has arrived everywhere, any
+    // duplicate of the earlier lines would have arrived too (links are
+    // ordered and the tree carries both).
+    let marker = format!("{tag} marker");
+    nodes[0].say(&marker);
+    for n in nodes.iter().skip(1) {
+        assert!(n.wait_output(&marker));
+    }
+    for i in 0..nodes.len() {
+        for j in 0..nodes.len() {
+            if i != j {
+                let text = format!("{tag} from {}", nodes[j].name);
+                assert_eq!(
+                    nodes[i].count_output(&text),
+                    1,
+                    "{} printed '{text}' twice",
+                    nodes[i].name
+                );
+            }
+        }
+        let own = format!("{tag} from {}", nodes[i].name);
+        assert_eq!(
+            nodes[i].count_output(&own),
+            0,
+            "a node printed its own line"
+        );
+    }
 }

@@ -1,0 +1,405 @@
+//! The terminal chat on a real pseudo-terminal: `gossipnet node` and
+//! `gossipnet chat` run inside tmux, typed at with `send-keys` and read with
+//! `capture-pane`, next to plain piped nodes.
+//!
+//! What matters here cannot be seen on a pipe: a message arriving while a
+//! line is half typed must print above the input line and leave what was
+//! typed intact. Every wait polls the screen against a deadline. Each pane
+//! has a tmux server of its own, its socket in the test's temporary
+//! directory, killed when the test ends, pass or fail. Without tmux the
+//! tests are skipped with a printed reason.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{args, bin, free_port, Proc, TempDir, DEADLINE};
+
+/// Pane size: wide enough that a log line (about 110 columns) does not wrap.
+const COLUMNS: &str = "120";
+const ROWS: &str = "30";
+
+/// What the shell prints, before the status and `]`, when the program exits.
+const EXITED: &str = "[gossipnet exited with status ";
+
+/// Characters in a node id (32 bytes in base32).
+const ID_LEN: usize = 52;
+
+/// How often the screen is read while waiting for it to change.
+const POLL: Duration = Duration::from_millis(20);
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// One program in a detached tmux session, on a tmux server of its own.
+struct Pane {
+    socket: String,
+    name: String,
+}
+
+impl Pane {
+    /// Starts `gossipnet ARGS` in a new pane. The shell that runs it prints
+    /// its exit status, and the pane stays after it exits so that line can be
+    /// read. (tmux's own `pane_dead_status` is not used: tmux 3.3 sometimes
+    /// leaves the exited program unreaped, so the status never arrives.)
+    fn start(dir: &TempDir, name: &str, gossipnet_args: &[String]) -> Pane {
+        let socket = dir.join(&format!("tmux-{name}"));
+        let mut command = format!("env RUST_LOG=info {}", quote(bin()));
+        for a in gossipnet_args {
+            command.push(' ');
+            command.push_str(&quote(a));
+        }
+        command.push_str(&format!("; echo \"{EXITED}$?]\""));
+        let pane = Pane {
+            socket,
+            name: name.to_string(),
+        };
+        let out = pane.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            COLUMNS,
+            "-y",
+            ROWS,
+            &command,
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            name,
+            "remain-on-exit",
+            "on",
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pane
+    }
+
+    fn tmux(&self, list: &[&str]) -> Output {
+        Command::new("tmux")
+            // No user config: key bindings or options there could change
+            // what the pane shows.
+            .args(["-S", &self.socket, "-f", "/dev/null"])
+            .args(list)
+            .output()
+            .expect("run tmux")
+    }
+
+    /// Types `text` as it is (no key names).
+    fn type_text(&self, text: &str) {
+        let out = self.tmux(&["send-keys", "-t", &self.name, "-l", text]);
+        assert!(out.status.success(), "send-keys failed");
+    }
+
+    /// Presses a key by its tmux name (`Enter`, `C-d`).
+    fn key(&self, key: &str) {
+        let out = self.tmux(&["send-keys", "-t", &self.name, key]);
+        assert!(out.status.success(), "send-keys failed");
+    }
+
+    /// Types a line and presses Enter.
+    fn line(&self, text: &str) {
+        self.type_text(text);
+        self.key("Enter");
+    }
+
+    /// The screen's lines, wrapped lines joined, trailing blanks removed.
+    fn screen(&self) -> Vec<String> {
+        let out = self.tmux(&["capture-pane", "-p", "-J", "-t", &self.name]);
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        while lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+
+    /// Waits until `pred` holds on the screen; panics, showing the screen,
+    /// when the deadline passes first.
+    fn wait(&self, what: &str, mut pred: impl FnMut(&[String]) -> bool) -> Vec<String> {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < until,
+                "{}: never saw {what}; screen:\n{}",
+                self.name,
+                screen.join("\n")
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until some line of the screen contains `text`.
+    fn wait_text(&self, text: &str) -> Vec<String> {
+        self.wait(&format!("'{text}'"), |s| s.iter().any(|l| l.contains(text)))
+    }
+
+    /// Waits until the input line (the last line) is the prompt followed by
+    /// `typed`.
+    fn wait_input(&self, typed: &str) -> Vec<String> {
+        let want = format!("> {typed}");
+        self.wait(&format!("the input line '{want}'"), |s| {
+            s.last().is_some_and(|l| l.trim_end() == want.trim_end())
+        })
+    }
+
+    /// The node id from the readiness line (once it is drawn whole).
+    fn node_id(&self) -> String {
+        let mut id = None;
+        self.wait("the readiness line", |screen| {
+            id = screen.iter().find_map(|l| {
+                let (_, rest) = l.split_once(" listening on ")?;
+                let (_, id) = rest.split_once(" as ")?;
+                (id.trim().len() == ID_LEN).then(|| id.trim().to_string())
+            });
+            id.is_some()
+        });
+        id.unwrap()
+    }
+
+    /// Waits until the program has exited, and returns its exit status.
+    fn wait_exit(&self) -> i32 {
+        let mut status = None;
+        self.wait("the program exit", |screen| {
+            status = screen.iter().find_map(|l| {
+                l.split_once(EXITED)?
+                    .1
+                    .strip_suffix(']')?
+                    .parse::<i32>()
+                    .ok()
+            });
+            status.is_some()
+        });
+        status.unwrap()
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        // tmux leaves its socket file behind.
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Quotes `text` for the shell tmux runs the command with.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `CMD PORT` on loopback, with a data directory `dir/label`, named
+/// `label` unless `named` is false.
+fn node_args(
+    cmd: &str,
+    port: u16,
+    dir: &TempDir,
+    label: &str,
+    named: bool,
+    extra: &[String],
+) -> Vec<String> {
+    let mut a = args(&[
+        cmd,
+        &port.to_string(),
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        &dir.join(label),
+        // Tests running side by side must not find each other on the LAN.
+        "--no-mdns",
+    ]);
+    if named {
+        a.extend(args(&["--name", label]));
+    }
+    a.extend(extra.iter().cloned());
+    a
+}
+
+/// Whether `line` is `[hh:mm:ss]` followed by `rest`, and nothing else.
+fn is_message_line(line: &str, rest: &str) -> bool {
+    let Some((stamp, tail)) = line.split_at_checked(10) else {
+        return false;
+    };
+    let digits = stamp.as_bytes();
+    tail == rest
+        && digits[0] == b'['
+        && digits[9] == b']'
+        && [1, 2, 4, 5, 7, 8]
+            .iter()
+            .all(|&i| digits[i].is_ascii_digit())
+        && digits[3] == b':'
+        && digits[6] == b':'
+}
+
+#[test]
+fn a_message_arriving_mid_line_prints_above_the_input_line() {
+    if !tmux_available() {
+        eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = TempDir::new("chat-typing");
+    let b_port = free_port();
+    let mut b = Proc::start("b", &node_args("node", b_port, &dir, "b", true, &[]));
+    let a = Pane::start(
+        &dir,
+        "a",
+        &node_args(
+            "node",
+            free_port(),
+            &dir,
+            "a",
+            true,
+            &[format!("127.0.0.1:{b_port}")],
+        ),
+    );
+    let a_short = a.node_id()[..8].to_string();
+    assert!(b.wait_neighbors(1), "b never got a neighbour\n{}", b.logs());
+    a.wait_text("neighbor up");
+    a.wait_input("");
+
+    // A typed line is broadcast.
+    a.line("hello from a");
+    assert!(
+        b.wait_output(&format!("a ({a_short}): hello from a")),
+        "b never printed a's line\n{}\nscreen:\n{}",
+        b.logs(),
+        a.screen().join("\n")
+    );
+
+    // Half a line typed, then a message arrives.
+    a.type_text("half typed");
+    a.wait_input("half typed");
+    b.say("incoming while typing");
+    let expected = format!(" b ({}): incoming while typing", b.short());
+    let screen = a.wait("the message above the intact input line", |s| {
+        s.iter().any(|l| l.contains("incoming while typing"))
+            && s.last().is_some_and(|l| l == "> half typed")
+    });
+    let message = screen
+        .iter()
+        .position(|l| l.contains("incoming while typing"))
+        .unwrap();
+    assert!(
+        is_message_line(&screen[message], &expected),
+        "the message line is not intact: '{}'\nscreen:\n{}",
+        screen[message],
+        screen.join("\n")
+    );
+    assert!(
+        message < screen.len() - 1,
+        "the message is not above the input line"
+    );
+    assert!(
+        screen
+            .iter()
+            .all(|l| !(l.contains("half typed") && l.contains("incoming"))),
+        "a line mixes the message and the typed text:\n{}",
+        screen.join("\n")
+    );
+
+    // Finishing the line sends all of it.
+    a.key("Enter");
+    assert!(
+        b.wait_output(&format!("a ({a_short}): half typed")),
+        "b never printed the finished line\n{}",
+        b.logs()
+    );
+
+    // Commands print their answers on the terminal, not to the network.
+    a.line("/peers");
+    a.wait_text(&format!("  {}  {}", b.short(), b.addr));
+    a.line("/frobnicate");
+    a.wait_text("unknown command /frobnicate; /help lists the commands");
+
+    a.line("/quit");
+    assert_eq!(a.wait_exit(), 0, "a did not exit 0");
+    assert!(
+        b.wait_log(&["peer left the network", &a_short]),
+        "a did not leave gracefully\n{}",
+        b.logs()
+    );
+    assert_eq!(b.count_output("/peers"), 0, "a command was broadcast");
+}
+
+#[test]
+fn chat_asks_for_a_name_and_carries_direct_messages() {
+    if !tmux_available() {
+        eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = TempDir::new("chat-dm");
+    let carol_port = free_port();
+    // No --name: the chat asks for one.
+    let carol = Pane::start(
+        &dir,
+        "carol",
+        &node_args("chat", carol_port, &dir, "carol", false, &[]),
+    );
+    carol.wait_text("Your name:");
+    carol.line("carol");
+    let carol_id = carol.node_id();
+    carol.wait_text("gossipnet node carol listening on");
+
+    let dave = Pane::start(
+        &dir,
+        "dave",
+        &node_args(
+            "chat",
+            free_port(),
+            &dir,
+            "dave",
+            true,
+            &[format!("127.0.0.1:{carol_port}")],
+        ),
+    );
+    let dave_id = dave.node_id();
+    dave.wait_text("neighbor up");
+    carol.wait_text("neighbor up");
+    dave.wait_input("");
+
+    // A short prefix of a neighbour's id is enough.
+    dave.line(&format!("/dm {} psst, carol", &carol_id[..6]));
+    dave.wait_text(&format!("(dm to {}): psst, carol", &carol_id[..8]));
+    let screen = carol.wait_text("psst, carol");
+    let line = screen.iter().find(|l| l.contains("psst, carol")).unwrap();
+    assert!(
+        is_message_line(
+            line,
+            &format!(" (dm) dave ({}): psst, carol", &dave_id[..8])
+        ),
+        "the direct message line is not as expected: '{line}'"
+    );
+
+    // A new name is used from the next message on.
+    carol.line("/name caroline");
+    carol.wait_text("you are now caroline");
+    carol.line("hi all");
+    dave.wait_text(&format!("caroline ({}): hi all", &carol_id[..8]));
+
+    // Ctrl-D and Ctrl-C both leave and exit 0.
+    dave.key("C-d");
+    assert_eq!(dave.wait_exit(), 0, "dave did not exit 0 on Ctrl-D");
+    carol.type_text("never sent");
+    carol.key("C-c");
+    assert_eq!(carol.wait_exit(), 0, "carol did not exit 0 on Ctrl-C");
+
+    // Typed lines are kept as history in the data directory.
+    let history = std::fs::read_to_string(dir.path().join("dave").join("chat_history"))
+        .expect("dave's chat history");
+    assert!(history.contains("/dm "), "history: {history}");
+}

@@ -1,0 +1,248 @@
+//! Several hosts on one machine: nodes in Linux network namespaces that the
+//! test makes itself (`ip netns` and veth pairs through a bridge), so that
+//! what crosses a network, addresses, multicast DNS, is really tested, and
+//! no packet leaves the machine.
+//!
+//! The namespaces need root; elsewhere each test prints why it is skipped.
+
+mod common;
+
+use std::process::Command;
+
+use common::{args, exchange_all, Proc, TempDir, DEADLINE};
+
+/// A set of namespaces: two hosts, `h1` (10.77.N.1) and `h2` (10.77.N.2),
+/// wired through a bridge that lives in a third namespace, `sw`. Removed
+/// when dropped.
+struct Hosts {
+    names: Vec<String>,
+    h1: String,
+    h2: String,
+    ip1: String,
+    ip2: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn can_use_netns() -> Option<&'static str> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        return Some("network namespaces need root");
+    }
+    if !ip(&["-V"]) {
+        return Some("iproute2 (`ip`) is not installed");
+    }
+    None
+}
+
+/// A short tag unique to this test process and call, for interface and
+/// namespace names (interface names are at most 15 bytes).
+fn tag() -> String {
+    format!(
+        "{:x}",
+        (std::process::id() % 0xffff) as u16 ^ (common::free_port() >> 1)
+    )
+}
+
+impl Hosts {
+    fn new(subnet: u8) -> Hosts {
+        let t = tag();
+        let (h1, h2, sw) = (format!("gn{t}a"), format!("gn{t}b"), format!("gn{t}s"));
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            h1: h1.clone(),
+            h2: h2.clone(),
+            ip1: format!("10.77.{subnet}.1"),
+            ip2: format!("10.77.{subnet}.2"),
+        };
+        for ns in [&h1, &h2, &sw] {
+            assert!(ip(&["netns", "add", ns]), "cannot create namespace {ns}");
+            hosts.names.push(ns.clone());
+            assert!(ip(&["-n", ns, "link", "set", "lo", "up"]));
+        }
+        assert!(ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"]));
+        assert!(ip(&["-n", &sw, "link", "set", "br0", "up"]));
+        for (host, addr, side) in [(&h1, &hosts.ip1, "a"), (&h2, &hosts.ip2, "b")] {
+            let (inner, outer) = (format!("v{t}{side}0"), format!("v{t}{side}1"));
+            assert!(ip(&[
+                "-n", host, "link", "add", &inner, "type", "veth", "peer", "name", &outer, "netns",
+                &sw
+            ]));
+            assert!(ip(&["-n", &sw, "link", "set", &outer, "master", "br0"]));
+            assert!(ip(&["-n", &sw, "link", "set", &outer, "up"]));
+            assert!(ip(&[
+                "-n",
+                host,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                &inner
+            ]));
+            assert!(ip(&["-n", host, "link", "set", &inner, "up"]));
+        }
+        hosts
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn host_node(dir: &TempDir, name: &str, port: u16, extra: &[String]) -> Vec<String> {
+    let mut a = args(&[
+        "node",
+        &port.to_string(),
+        "--data-dir",
+        &dir.join(name),
+        "--name",
+        name,
+    ]);
+    a.extend(extra.iter().cloned());
+    a
+}
+
+#[test]
+fn two_hosts_three_nodes_each_given_the_other_hosts_addresses() {
+    if let Some(why) = can_use_netns() {
+        println!("skipped: {why}");
+        return;
+    }
+    let dir = TempDir::new("netns-static");
+    let hosts = Hosts::new(1);
+    let ports = [7001u16, 7002, 7003];
+    let mut nodes = Vec::new();
+    for (ns, other_ip, side) in [(&hosts.h1, &hosts.ip2, "x"), (&hosts.h2, &hosts.ip1, "y")] {
+        for (i, port) in ports.iter().enumerate() {
+            let mut extra: Vec<String> = ports.iter().map(|p| format!("{other_ip}:{p}")).collect();
+            extra.push("--no-mdns".into());
+            let name = format!("{side}{i}");
+            nodes.push(Proc::start_in(
+                Some(ns),
+                &name,
+                &host_node(&dir, &name, *port, &extra),
+            ));
+        }
+    }
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    exchange_all(&mut nodes, "across hosts");
+}
+
+#[test]
+fn two_hosts_find_each_other_by_mdns_and_zeroconf_sees_them() {
+    if let Some(why) = can_use_netns() {
+        println!("skipped: {why}");
+        return;
+    }
+    let dir = TempDir::new("netns-mdns");
+    let hosts = Hosts::new(2);
+    let mut nodes = Vec::new();
+    for (ns, side) in [(&hosts.h1, "x"), (&hosts.h2, "y")] {
+        for i in 0..3 {
+            // No peers, no seeds: default ports, discovery on.
+            let name = format!("{side}{i}");
+            let port = 7465 + i as u16;
+            nodes.push(Proc::start_in(
+                Some(ns),
+                &name,
+                &host_node(&dir, &name, port, &[]),
+            ));
+        }
+    }
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    // Only mDNS crosses between the hosts: a message reaching all six shows
+    // the two found each other.
+    exchange_all(&mut nodes, "found by mdns");
+
+    // An mDNS implementation we did not write lists the service, with the
+    // right port, from the other host.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/mdns_browse.py");
+    let python_ok = Command::new("python3")
+        .args(["-c", "import zeroconf"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        println!("zeroconf check skipped: python3 with zeroconf is not installed");
+        return;
+    }
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let wanted_port = "\"port\": 7465";
+    loop {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &hosts.h2,
+                "python3",
+                script,
+                "--seconds",
+                "4",
+            ])
+            .output()
+            .expect("run mdns_browse.py");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let seen = text
+            .lines()
+            .any(|l| l.contains(wanted_port) && l.contains(&hosts.ip1) && l.contains(&nodes[0].id));
+        if seen {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zeroconf did not list x0 at {}:7465; it printed:\n{text}\n{}",
+            hosts.ip1,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn two_default_nodes_on_one_machine_without_multicast_find_each_other() {
+    if let Some(why) = can_use_netns() {
+        println!("skipped: {why}");
+        return;
+    }
+    let dir = TempDir::new("netns-probe");
+    let ns = format!("gn{}p", tag());
+    assert!(ip(&["netns", "add", &ns]));
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _cleanup = Cleanup(ns.clone());
+    // Loopback only, and no multicast on it.
+    assert!(ip(&["-n", &ns, "link", "set", "lo", "up"]));
+    assert!(ip(&["-n", &ns, "link", "set", "lo", "multicast", "off"]));
+    let start = |name: &str| {
+        // Default settings: no port, no peers; only a data dir of its own.
+        Proc::start_in(
+            Some(&ns),
+            name,
+            &args(&["node", "--data-dir", &dir.join(name), "--name", name]),
+        )
+    };
+    let mut nodes = vec![start("p0"), start("p1")];
+    assert_ne!(nodes[0].addr, nodes[1].addr);
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    exchange_all(&mut nodes, "probed");
+}
