@@ -30,19 +30,23 @@ fn peer(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
+/// Nodes a, b, c started as `gossipnet node 8001 127.0.0.1:8002
+/// 127.0.0.1:8003` and its two rotations, on ports the kernel handed out.
+fn classic_three(dir: &TempDir) -> Vec<Proc> {
+    let ports = [free_port(), free_port(), free_port()];
+    let names = ["a", "b", "c"];
+    (0..3)
+        .map(|i| {
+            let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
+            Proc::start(names[i], &node_args(ports[i], dir, names[i], &others))
+        })
+        .collect()
+}
+
 #[test]
 fn three_nodes_in_the_classic_form_deliver_everything_exactly_once() {
     let dir = TempDir::new("classic");
-    let ports = [free_port(), free_port(), free_port()];
-    let names = ["a", "b", "c"];
-    let mut nodes: Vec<Proc> = (0..3)
-        .map(|i| {
-            // `gossipnet node 8001 127.0.0.1:8002 127.0.0.1:8003` and its
-            // rotations.
-            let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
-            Proc::start(names[i], &node_args(ports[i], &dir, names[i], &others))
-        })
-        .collect();
+    let mut nodes = classic_three(&dir);
     for n in &nodes {
         assert!(
             n.wait_neighbors(2),
@@ -380,14 +384,7 @@ fn nobody_else_saw(nodes: &[&Proc], secret: &str) {
 #[test]
 fn a_direct_message_reaches_its_recipient_only() {
     let dir = TempDir::new("dm");
-    let ports = [free_port(), free_port(), free_port()];
-    let names = ["a", "b", "c"];
-    let mut nodes: Vec<Proc> = (0..3)
-        .map(|i| {
-            let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
-            Proc::start(names[i], &node_args(ports[i], &dir, names[i], &others))
-        })
-        .collect();
+    let mut nodes = classic_three(&dir);
     for n in &nodes {
         assert!(n.wait_neighbors(2), "{}", n.logs());
     }
