@@ -223,7 +223,7 @@ pub(crate) struct Actor {
     dialing: HashMap<NodeId, Vec<Bytes>>,
     addrs: HashMap<NodeId, Vec<SocketAddr>>,
     neighbors: BTreeSet<NodeId>,
-    timers: BinaryHeap<Reverse<(Instant, u64, TimerKeyOrd)>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     timer_seq: u64,
     link_tx: mpsc::Sender<LinkEvent>,
     link_rx: mpsc::Receiver<LinkEvent>,
@@ -261,12 +261,7 @@ pub(crate) struct Counters {
     pub handshake_failures: u64,
     pub bytes_sent: u64,
     pub messages_sent: u64,
-    pub links_opened: u64,
 }
-
-/// `Timer` with a total order, for the heap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct TimerKeyOrd(Timer);
 
 impl Actor {
     #[allow(clippy::too_many_arguments)]
@@ -434,11 +429,8 @@ impl Actor {
             }
             OutEvent::ScheduleTimer(delay, timer) => {
                 self.timer_seq += 1;
-                self.timers.push(Reverse((
-                    Instant::now() + delay,
-                    self.timer_seq,
-                    TimerKeyOrd(timer),
-                )));
+                self.timers
+                    .push(Reverse((Instant::now() + delay, self.timer_seq, timer)));
             }
             OutEvent::DisconnectPeer(peer) => self.close_link(peer),
             OutEvent::EmitEvent(event) => self.on_proto_event(event).await,
@@ -756,7 +748,6 @@ impl Actor {
             self.inbound += 1;
             *self.inbound_per_ip.entry(addr.ip()).or_default() += 1;
         }
-        self.stats.links_opened += 1;
         self.links.insert(
             peer,
             LinkEntry {
@@ -944,7 +935,7 @@ impl Actor {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, _, TimerKeyOrd(timer)))) = self.timers.pop() else {
+            let Some(Reverse((_, _, timer))) = self.timers.pop() else {
                 break;
             };
             self.proto(InEvent::TimerExpired(timer)).await;
