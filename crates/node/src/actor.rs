@@ -30,6 +30,7 @@ use bytes::Bytes;
 use gossipnet_proto::direct::Sealed;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::hyparview::PeerInfo;
+use gossipnet_proto::query::{self, NodeInfo, PeerRef, Query};
 use gossipnet_proto::record::SignedRecord;
 use gossipnet_proto::seed::{
     RemoveReason, SeedConfig, SeedInput, SeedMessage, SeedOutput, SeedRegistry, REFRESH_INTERVAL,
@@ -44,6 +45,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::admin::{self, AdminState};
 use crate::chat::ChatBody;
 use crate::config::NodeConfig;
 use crate::discovery::{self, Discovered, Mdns};
@@ -87,6 +89,10 @@ const BOOK_CANDIDATES: usize = 16;
 const DISCOVERY_QUEUE: usize = 64;
 /// How long a leaving node waits for its goodbyes to be written.
 const LEAVE_FLUSH: Duration = Duration::from_secs(3);
+/// How long a node that obeys a shutdown command stays after forwarding
+/// it: long enough for neighbours that heard of it lazily to fetch it from
+/// us, short enough that the whole network is gone within seconds.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// A request from a [`crate::Node`] handle.
 #[derive(Debug)]
@@ -110,6 +116,11 @@ pub(crate) enum ToActor {
     },
     Leave {
         reply: oneshot::Sender<()>,
+    },
+    /// An admin command signed elsewhere, to broadcast.
+    Admin {
+        command: Bytes,
+        reply: oneshot::Sender<Result<MessageId, NodeError>>,
     },
 }
 
@@ -159,6 +170,7 @@ enum LinkEvent {
     Message {
         peer: NodeId,
         msg: Message,
+        len: usize,
     },
     Closed {
         peer: NodeId,
@@ -253,6 +265,10 @@ pub(crate) struct Actor {
     gossip_cache: Option<(Bytes, u16, Bytes)>,
     discovered_rx: mpsc::Receiver<Discovered>,
     discovered_tx: mpsc::Sender<Discovered>,
+    /// Admin commands obeyed so far (refuses replays).
+    admin: AdminState,
+    /// Set once a shutdown command is obeyed: when to leave.
+    shutdown_at: Option<Instant>,
 }
 
 /// Node-level counters (the protocol keeps its own).
@@ -261,6 +277,8 @@ pub(crate) struct Counters {
     pub handshake_failures: u64,
     pub bytes_sent: u64,
     pub messages_sent: u64,
+    pub bytes_received: u64,
+    pub messages_received: u64,
 }
 
 impl Actor {
@@ -326,6 +344,8 @@ impl Actor {
             gossip_cache: None,
             discovered_rx,
             discovered_tx,
+            admin: AdminState::load(config.data_dir.as_deref()),
+            shutdown_at: None,
             config,
         }
     }
@@ -368,6 +388,10 @@ impl Actor {
                     Some(found) = self.discovered_rx.recv() => self.on_discovered(found).await,
                     _ = seed_tick.tick(), if self.registry.is_some() => {
                         self.registry_input(SeedInput::Tick).await
+                    }
+                    _ = sleep_until_some(self.shutdown_at), if self.shutdown_at.is_some() => {
+                        self.leave().await;
+                        break;
                     }
                 }
                 self.drain_inputs().await;
@@ -483,6 +507,20 @@ impl Actor {
                     // Relayed through the overlay: open it if it is ours.
                     let content = delivered.content.clone();
                     self.on_direct(&content, "overlay");
+                    return;
+                }
+                if env.kind == Kind::Shutdown {
+                    let content = delivered.content.clone();
+                    if self.on_admin(&content, delivered.delivered_from) {
+                        // Seeds are outside the overlay: hand it to ours.
+                        let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();
+                        let msg = Bytes::from(wire::encode(&Message::Admin(content)));
+                        for seed in seeds {
+                            if self.links.contains_key(&seed) {
+                                self.send_bytes(seed, msg.clone()).await;
+                            }
+                        }
+                    }
                     return;
                 }
                 if let Some(store) = &self.store {
@@ -696,7 +734,11 @@ impl Actor {
                 expected,
                 error,
             } => self.on_failed(addr, purpose, expected, error).await,
-            LinkEvent::Message { peer, msg } => self.on_message(peer, msg).await,
+            LinkEvent::Message { peer, msg, len } => {
+                self.stats.messages_received += 1;
+                self.stats.bytes_received += len as u64;
+                self.on_message(peer, msg).await
+            }
             LinkEvent::Closed { peer, conn, error } => self.on_closed(peer, conn, error).await,
         }
     }
@@ -864,6 +906,22 @@ impl Actor {
         match msg {
             Message::Seed(m) => self.on_seed_message(peer, m).await,
             Message::Direct(bytes) => self.on_direct(&bytes, "link"),
+            Message::Query(Query::Status { nonce }) => {
+                let reply = Message::Query(Query::StatusReply {
+                    nonce,
+                    info: self.node_info(),
+                });
+                self.send_bytes(peer, Bytes::from(wire::encode(&reply)))
+                    .await;
+            }
+            Message::Query(Query::StatusReply { .. }) => {}
+            Message::Admin(bytes) => {
+                // Nodes hear admin commands through the overlay; only a seed,
+                // which is outside it, takes them over a link.
+                if self.config.seed_role {
+                    self.on_admin(&bytes, peer);
+                }
+            }
             msg => {
                 if self.config.seed_role {
                     // A seed keeps out of the overlay.
@@ -959,7 +1017,137 @@ impl Actor {
             ToActor::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            ToActor::Admin { command, reply } => {
+                let result = self.publish_admin(command).await;
+                let _ = reply.send(result);
+            }
             ToActor::Leave { .. } => {}
+        }
+    }
+
+    /// Broadcasts an admin command signed elsewhere, then obeys it here too
+    /// if it is good (a node is not delivered its own broadcasts).
+    async fn publish_admin(&mut self, command: Bytes) -> Result<MessageId, NodeError> {
+        if let Err(refusal) = admin::verify_signed(&command) {
+            warn!("refusing shutdown command: {refusal}");
+            return Err(NodeError::Message(format!(
+                "refusing the shutdown command: {refusal}"
+            )));
+        }
+        if self.config.seed_role {
+            return Err(NodeError::SeedCannotBroadcast);
+        }
+        let id = MessageId::of(&command);
+        self.proto(InEvent::Command(Command::Broadcast(command.clone())))
+            .await;
+        if self.on_admin(&command, self.me) {
+            let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();
+            let msg = Bytes::from(wire::encode(&Message::Admin(command)));
+            for seed in seeds {
+                if self.links.contains_key(&seed) {
+                    self.send_bytes(seed, msg.clone()).await;
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Decides whether to obey an admin (shutdown) command; logs either
+    /// way. True if obeyed: the node leaves after [`SHUTDOWN_GRACE`].
+    fn on_admin(&mut self, command: &[u8], from: NodeId) -> bool {
+        let id = MessageId::of(command);
+        if self.shutdown_at.is_some() || self.leaving {
+            return false;
+        }
+        let checked = self.admin.check(
+            command,
+            &self.config.admin_keys,
+            &self.config.network_id,
+            unix_ms(),
+        );
+        match checked {
+            Ok((admin, seq)) => {
+                if let Err(e) = self.admin.obeyed(admin, seq) {
+                    warn!("cannot record the shutdown command in the data directory: {e}");
+                }
+                warn!(
+                    command = %id, admin = %admin.short(), via = %from.short(),
+                    "shutdown command from an admin key: leaving the network"
+                );
+                self.shutdown_at = Some(Instant::now() + SHUTDOWN_GRACE);
+                true
+            }
+            Err(refusal) => {
+                warn!(command = %id, via = %from.short(), "refusing shutdown command: {refusal}");
+                false
+            }
+        }
+    }
+
+    /// What this node tells a crawl about itself.
+    fn node_info(&self) -> NodeInfo {
+        let peer_ref = |id: NodeId| PeerRef {
+            id,
+            addrs: self
+                .addrs
+                .get(&id)
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .or_else(|| {
+                    self.links
+                        .get(&id)
+                        .filter(|l| l.direction == Direction::Outbound)
+                        .map(|l| vec![l.addr])
+                })
+                .unwrap_or_default(),
+        };
+        let neighbors = self
+            .state
+            .membership()
+            .active_view()
+            .iter()
+            .take(query::MAX_NEIGHBORS)
+            .map(|id| peer_ref(*id))
+            .collect();
+        let seeds = self
+            .seeds
+            .iter()
+            .filter_map(|s| {
+                s.id.filter(|id| self.links.contains_key(id))
+                    .map(|id| (s, id))
+            })
+            .take(query::MAX_SEEDS)
+            .map(|(s, id)| {
+                let mut r = peer_ref(id);
+                if r.addrs.is_empty() {
+                    r.addrs.extend(s.addr_text.parse::<SocketAddr>().ok());
+                }
+                r
+            })
+            .collect();
+        let registry = self
+            .registry
+            .as_ref()
+            .map(|reg| {
+                reg.records()
+                    .take(query::MAX_REGISTRY)
+                    .map(|r| PeerRef {
+                        id: r.id(),
+                        addrs: r.record().addrs.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        NodeInfo {
+            record: Bytes::from(self.record.encode()),
+            uptime_s: self.started.elapsed().as_secs(),
+            size_estimate: self
+                .state
+                .size_estimate()
+                .map(|e| e.round().max(0.0) as u64),
+            neighbors,
+            seeds,
+            registry,
         }
     }
 
@@ -1079,6 +1267,7 @@ impl Actor {
         Status {
             id: self.me,
             name: self.config.name.clone(),
+            network_id: self.config.network_id.clone(),
             listen: self.local_addr,
             advertise: self.record.record().addrs.clone(),
             uptime_s: self.started.elapsed().as_secs(),
@@ -1111,6 +1300,10 @@ impl Actor {
             size_estimate: self.state.size_estimate(),
             handshake_failures: self.stats.handshake_failures,
             bytes_sent: self.stats.bytes_sent,
+            bytes_received: self.stats.bytes_received,
+            messages_sent: self.stats.messages_sent,
+            messages_received: self.stats.messages_received,
+            shutting_down: self.shutdown_at.is_some(),
         }
     }
 
@@ -1455,7 +1648,12 @@ async fn read_link(mut reader: LinkReader, conn: u64, tx: mpsc::Sender<LinkEvent
         match reader.recv().await {
             Ok(Some(bytes)) => match wire::decode(&bytes) {
                 Ok(msg) => {
-                    if tx.send(LinkEvent::Message { peer, msg }).await.is_err() {
+                    let len = bytes.len();
+                    if tx
+                        .send(LinkEvent::Message { peer, msg, len })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -1490,6 +1688,15 @@ async fn write_link(mut writer: LinkWriter, mut rx: mpsc::Receiver<Bytes>) {
         batch.clear();
     }
     let _ = writer.shutdown().await;
+}
+
+/// Sleeps until `at`; forever when there is no `at` (its `select!` branch
+/// is disabled then anyway).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Milliseconds since the Unix epoch.

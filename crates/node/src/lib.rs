@@ -31,8 +31,10 @@
 #![warn(missing_docs)]
 
 mod actor;
+pub mod admin;
 pub mod chat;
 pub mod config;
+pub mod crawl;
 pub mod discovery;
 pub mod store;
 pub mod transport;
@@ -146,6 +148,8 @@ pub struct Status {
     pub id: NodeId,
     /// Name.
     pub name: Option<String>,
+    /// The network it belongs to.
+    pub network_id: String,
     /// Where it listens.
     pub listen: SocketAddr,
     /// The addresses in its record.
@@ -180,6 +184,14 @@ pub struct Status {
     pub handshake_failures: u64,
     /// Bytes queued to links.
     pub bytes_sent: u64,
+    /// Bytes of messages read from links.
+    pub bytes_received: u64,
+    /// Messages queued to links.
+    pub messages_sent: u64,
+    /// Messages read from links.
+    pub messages_received: u64,
+    /// An admin's shutdown command was obeyed; the node is about to leave.
+    pub shutting_down: bool,
 }
 
 /// A running node. Cheap to clone; every clone talks to the same node.
@@ -191,6 +203,9 @@ pub struct Node {
     cmd_tx: mpsc::Sender<ToActor>,
     events: broadcast::Sender<NodeEvent>,
     stopped: watch::Receiver<bool>,
+    /// The network a crawl dials into (its secret is replaced by a
+    /// throwaway key for each crawl).
+    crawl_link: Arc<transport::LinkConfig>,
 }
 
 impl Node {
@@ -249,6 +264,12 @@ impl Node {
         let (events, _) = broadcast::channel(actor::EVENT_QUEUE);
         let (stopped_tx, stopped) = watch::channel(false);
         let name = config.name.clone();
+        let crawl_link = Arc::new(transport::LinkConfig {
+            secret: config.secret.clone(),
+            network_id: config.network_id.clone(),
+            psk: config.psk,
+            handshake_timeout: config.limits.handshake_timeout,
+        });
         let actor = Actor::new(
             config,
             record,
@@ -270,6 +291,7 @@ impl Node {
             cmd_tx,
             events,
             stopped,
+            crawl_link,
         })
     }
 
@@ -368,6 +390,35 @@ impl Node {
             .await
             .map_err(|_| NodeError::Stopped)?;
         rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Broadcasts an admin command that was signed elsewhere with an admin
+    /// key (see [`admin::sign_shutdown`]). Every node, this one included,
+    /// checks it against the admin keys of its config before it obeys. A
+    /// command whose signature does not verify is refused here and never
+    /// sent.
+    pub async fn publish_admin(&self, command: Bytes) -> Result<MessageId, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd_tx
+            .send(ToActor::Admin { command, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Crawls the whole network from this node (see [`crawl`]): every node
+    /// reachable through the overlay, its neighbours and its seeds.
+    /// `progress` hears how far the crawl has got after each answer.
+    pub async fn crawl(&self, progress: impl FnMut(crawl::Progress)) -> crawl::Topology {
+        let mut cfg = (*self.crawl_link).clone();
+        // A throwaway identity: the nodes crawled keep one link per peer
+        // id, and the crawl must not displace this node's real links.
+        cfg.secret = gossipnet_proto::SecretKey::generate(&mut rand::rngs::OsRng);
+        let mut start = self.local_addr;
+        if start.ip().is_unspecified() {
+            start.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        crawl::crawl(self.id, vec![start], cfg, progress).await
     }
 
     /// Leaves the network gracefully (neighbours and seeds are told) and

@@ -36,8 +36,37 @@ pub enum IdentityError {
 }
 
 /// The identity of a node: its ed25519 public key.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialised as its text form in human-readable formats (JSON, TOML) and
+/// as its 32 raw bytes in binary ones (the wire).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId([u8; 32]);
+
+/// The binary form of a [`NodeId`], as the wire has always carried it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "NodeId")]
+struct RawNodeId([u8; 32]);
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            RawNodeId(self.0).serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            RawNodeId::deserialize(deserializer).map(|raw| NodeId(raw.0))
+        }
+    }
+}
 
 impl NodeId {
     /// Wraps raw key bytes. The simulator uses ids that are not keys; use
@@ -237,5 +266,17 @@ mod tests {
         let a = SecretKey::generate(&mut rng);
         let b = SecretKey::from_bytes(&a.to_bytes());
         assert_eq!(a.node_id(), b.node_id());
+    }
+
+    #[test]
+    fn ids_are_text_in_json_and_bytes_on_the_wire() {
+        let id = NodeId::from_bytes([7; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<NodeId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<NodeId>("\"not an id\"").is_err());
+        let wire = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(wire, [7u8; 32]);
+        assert_eq!(postcard::from_bytes::<NodeId>(&wire).unwrap(), id);
     }
 }

@@ -15,6 +15,7 @@
 //! - [`hyparview`]: membership (active and passive views, joins, shuffles,
 //!   repair);
 //! - [`plumtree`]: broadcast along a lazily repaired spanning tree;
+//! - [`query`]: the status query a crawl of the network asks of each node;
 //! - [`size`]: the gossip estimate of the network size;
 //! - [`state`]: all of the above composed into one node, the type a runtime
 //!   drives;
@@ -27,6 +28,7 @@ pub mod envelope;
 pub mod hyparview;
 pub mod identity;
 pub mod plumtree;
+pub mod query;
 pub mod record;
 pub mod seed;
 pub mod size;

@@ -309,7 +309,7 @@ impl<R: Rng> State<R> {
             }
             // The seed protocol and direct messages are the runtime's, not
             // the overlay's.
-            Message::Seed(_) | Message::Direct(_) => {}
+            Message::Seed(_) | Message::Direct(_) | Message::Query(_) | Message::Admin(_) => {}
         }
     }
 

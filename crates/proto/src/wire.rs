@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{hyparview, plumtree, seed, size};
+use crate::{hyparview, plumtree, query, seed, size};
 
 /// Version of the wire protocol, checked in the link handshake.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -62,6 +62,11 @@ pub enum Message {
     /// A direct message (an encoded signed envelope of kind `Direct`) sent
     /// straight to its recipient over a link.
     Direct(bytes::Bytes),
+    /// A status query of a crawl, or its answer.
+    Query(query::Query),
+    /// An admin command (an encoded signed envelope, such as a shutdown)
+    /// handed to a node outside the overlay: a seed.
+    Admin(bytes::Bytes),
 }
 
 /// Encodes a message.
@@ -117,7 +122,8 @@ pub fn validate(message: &Message) -> Result<(), DecodeError> {
         Message::Ping(_) | Message::Pong(_) => true,
         Message::Size(s) => s.registers.len() == size::REGISTERS,
         Message::Seed(_) => true,
-        Message::Direct(d) => d.len() <= MAX_GOSSIP_BYTES,
+        Message::Direct(d) | Message::Admin(d) => d.len() <= MAX_GOSSIP_BYTES,
+        Message::Query(q) => q.check(),
     };
     if ok {
         Ok(())
@@ -147,5 +153,7 @@ pub fn kind(message: &Message) -> &'static str {
         Message::Size(_) => "size",
         Message::Seed(_) => "seed",
         Message::Direct(_) => "direct",
+        Message::Query(_) => "query",
+        Message::Admin(_) => "admin",
     }
 }
