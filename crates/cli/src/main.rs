@@ -4,7 +4,9 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod api;
 mod cmd;
+mod graph;
 
 /// gossipnet: a peer-to-peer gossip network.
 #[derive(Debug, Parser)]
@@ -24,6 +26,21 @@ enum Command {
     Chat(cmd::node::NodeArgs),
     /// Run a seed node, which keeps the list of live nodes.
     Seed(cmd::node::SeedArgs),
+    /// Start a local network of real node processes in one command.
+    Testnet(cmd::testnet::TestnetArgs),
+    /// Show a running node's status: id, addresses, views, seeds, counters.
+    Status(cmd::ctl::Target),
+    /// List a running node's neighbours.
+    Peers(cmd::ctl::Target),
+    /// Broadcast a line from a running node.
+    Send(cmd::ctl::SendArgs),
+    /// Send a direct message from a running node.
+    Dm(cmd::ctl::DmArgs),
+    /// Make a running node leave the network gracefully.
+    Leave(cmd::ctl::Target),
+    /// The whole network: status, size, graph, init, shutdown.
+    #[command(subcommand)]
+    Network(cmd::ctl::NetworkCommand),
     /// Run the protocol in the deterministic simulator (no network needed).
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
@@ -35,6 +52,13 @@ fn main() -> Result<()> {
         Command::Node(a) => cmd::node::run_node(a),
         Command::Chat(a) => cmd::chat::run_chat(a),
         Command::Seed(a) => cmd::node::run_seed(a),
+        Command::Testnet(a) => cmd::testnet::run(a),
+        Command::Status(t) => cmd::ctl::status(t),
+        Command::Peers(t) => cmd::ctl::peers(t),
+        Command::Send(a) => cmd::ctl::send(a),
+        Command::Dm(a) => cmd::ctl::dm(a),
+        Command::Leave(t) => cmd::ctl::leave(t),
+        Command::Network(c) => cmd::ctl::network(c),
         Command::Sim(c) => cmd::sim::run(c),
     }
 }

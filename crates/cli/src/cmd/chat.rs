@@ -408,6 +408,11 @@ async fn command_loop(
             _ = interrupt.recv() => return Ok(Exit::Signal),
             _ = terminate.recv() => return Ok(Exit::Signal),
             _ = hangup.recv() => return Ok(Exit::Signal),
+            // `gossipnet leave` or an admin's shutdown command.
+            _ = node.stopped() => {
+                say(out, "The node has left the network.".into()).await;
+                return Ok(Exit::Signal);
+            }
             input = lines.recv() => input,
         };
         let (line, reply) = match input {

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
 pub mod chat;
+pub mod ctl;
 pub mod node;
 pub mod sim;
+pub mod testnet;

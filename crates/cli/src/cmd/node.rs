@@ -26,6 +26,7 @@ use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
 use super::chat;
+use crate::api;
 
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
@@ -69,6 +70,10 @@ pub struct CommonArgs {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Address of the control API (loopback only; port 0 picks a free
+    /// one). Its address and cookie are written to DATA_DIR/control.json.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    api: SocketAddr,
 }
 
 /// `gossipnet node`.
@@ -146,6 +151,7 @@ struct FileProtocol {
     ping_after_ms: Option<u64>,
     dead_after_ms: Option<u64>,
     shuffle_interval_ms: Option<u64>,
+    size_tick_ms: Option<u64>,
 }
 
 pub fn run_node(args: NodeArgs) -> Result<()> {
@@ -178,6 +184,7 @@ struct Prepared {
     config: NodeConfig,
     log_file: Option<PathBuf>,
     log_json: bool,
+    api: SocketAddr,
 }
 
 fn prepare(
@@ -283,10 +290,22 @@ fn prepare(
     if let Some(ms) = file.protocol.shuffle_interval_ms {
         p.membership.shuffle_interval = Duration::from_millis(ms.max(100));
     }
+    if let (Some(ms), Some(size)) = (file.protocol.size_tick_ms, p.size.as_mut()) {
+        size.tick = Duration::from_millis(ms.max(100));
+    }
+    if !args.api.ip().is_loopback() {
+        bail!(
+            "--api {}: the control API has no TLS, so it listens on loopback only \
+             (for example 127.0.0.1:{})",
+            args.api,
+            args.api.port()
+        );
+    }
     Ok(Prepared {
         config,
         log_file: args.log_file.clone(),
         log_json: args.log_format == "json",
+        api: args.api,
     })
 }
 
@@ -372,7 +391,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     init_logging(prepared.log_file.as_deref(), prepared.log_json)?;
     let listen = prepared.config.listen;
     let seed_role = prepared.config.seed_role;
-    let data_dir = prepared.config.data_dir.clone(); // for the chat's history
+    let data_dir = prepared.config.data_dir.clone(); // chat history, control file
     let node = Node::spawn(prepared.config).await.map_err(|e| match e {
         gossipnet_node::NodeError::Bind { .. } => anyhow!(
             "{e}; port {} may be in use: pick another with --port",
@@ -380,9 +399,10 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         ),
         e => anyhow!(e),
     })?;
+    let role = if seed_role { "seed" } else { "node" };
+    let api = api::start(node.clone(), prepared.api, data_dir.as_deref(), role).await?;
     {
         let mut err = std::io::stderr().lock();
-        let role = if seed_role { "seed" } else { "node" };
         let _ = writeln!(
             err,
             "gossipnet {role} {} listening on {} as {}",
@@ -390,18 +410,31 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
             node.local_addr(),
             node.id()
         );
+        let _ = writeln!(
+            err,
+            "control API on http://{} (dashboard: http://{}/?cookie={})",
+            api.addr, api.addr, api.cookie
+        );
     }
     // Terminal chat (cmd::chat): on a terminal, a line editor replaces the
     // plain reader and printer below, and handles signals itself.
     if !seed_role && !json && chat::on_terminal() {
-        return chat::run(node, data_dir.as_deref()).await;
+        let result = chat::run(node, data_dir.as_deref()).await;
+        drop(api);
+        return result;
     }
     let printer = tokio::spawn(print_messages(node.clone(), json));
     if !seed_role {
         tokio::spawn(read_input(node.clone()));
     }
-    wait_for_signal().await?;
+    // A signal, `gossipnet leave` or an admin's shutdown command: each ends
+    // in a graceful leave and exit 0.
+    tokio::select! {
+        signalled = wait_for_signal() => signalled?,
+        _ = node.stopped() => {}
+    }
     node.leave().await?;
+    drop(api);
     printer.abort();
     Ok(())
 }

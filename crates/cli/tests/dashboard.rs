@@ -1,0 +1,605 @@
+//! The dashboard in a real browser: a testnet of one seed and ten nodes on
+//! loopback, node-1's dashboard open in headless Chromium (driven through
+//! chromedriver's W3C WebDriver HTTP API), and checks that the map, the send
+//! box and the feed follow the network live, including a node's sudden
+//! death.
+//!
+//! Every wait polls with a deadline. Chromium, chromedriver and the testnet
+//! are stopped when the test ends, pass or fail; a failure prints what the
+//! page showed and what the browser logged.
+
+mod common;
+
+use common::{bin, free_port, TempDir, DEADLINE};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How many nodes (besides the seed) the testnet runs.
+const NODES: usize = 10;
+/// The pause between two looks at something that is not there yet.
+const POLL: Duration = Duration::from_millis(200);
+/// One HTTP request; a crawl of eleven nodes on loopback is far quicker.
+const REQUEST: Duration = Duration::from_secs(30);
+/// Lines of the testnet's log kept for a failure message.
+const LOG_LINES: usize = 300;
+/// Where the screenshot goes, for a human to look at.
+const SCREENSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/dashboard.png");
+
+#[test]
+fn dashboard_shows_the_network_live() {
+    assert!(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "{CHROMEDRIVER} or {CHROMIUM} is missing: run scripts/test, which installs \
+         Debian's chromium and chromium-driver"
+    );
+    let dir = TempDir::new("dashboard");
+    let mut net = Testnet::start(&dir);
+    let browser = Browser::start();
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| exercise(&net, &browser)));
+    if let Err(failure) = outcome {
+        eprintln!("--- page text ---\n{}", browser.page_text());
+        eprintln!("--- browser console ---");
+        for entry in browser.console() {
+            eprintln!("{entry}");
+        }
+        eprintln!("--- testnet log (last lines) ---\n{}", net.log());
+        panic::resume_unwind(failure);
+    }
+    drop(browser);
+
+    let status = net.stop();
+    assert!(
+        status.success(),
+        "the testnet did not exit cleanly on SIGTERM: {status}\n{}",
+        net.log()
+    );
+}
+
+/// The test proper, from a running testnet and browser.
+fn exercise(net: &Testnet, browser: &Browser) {
+    let node1 = net.node("node-1");
+    let node5 = net.node("node-5");
+
+    // 1. The network has formed, as node-1's own crawl sees it.
+    poll("node-1's crawl to show ten nodes in one component", || {
+        let topo = api_get(node1, "/api/network")?;
+        // A crawl of the wrong shape will not mend itself: fail at once.
+        let (nodes, parts) = overlay(&topo).unwrap_or_else(|e| panic!("{e}"));
+        if nodes == NODES && parts == 1 {
+            Ok(())
+        } else {
+            Err(format!("{nodes} nodes in {parts} components"))
+        }
+    });
+
+    // 2. The dashboard draws the same network.
+    browser.open(str_field(node1, "dashboard"));
+    poll("the map to draw ten nodes", || {
+        let drawn = browser.execute(
+            "return document.querySelector('#topology')?.dataset.nodes",
+            json!([]),
+        )?;
+        if drawn == json!(NODES.to_string()) {
+            Ok(())
+        } else {
+            Err(format!("data-nodes is {drawn}"))
+        }
+    });
+    let dom = browser
+        .execute(
+            "const me = document.querySelectorAll('#topology g.node.me');
+             return [document.querySelectorAll('#topology g.node').length, me.length,
+                     me[0]?.dataset.id ?? null];",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(dom[0], json!(NODES), "g.node elements: {dom}");
+    assert_eq!(dom[1], json!(1), "g.node.me elements: {dom}");
+    assert_eq!(dom[2], node1["id"], "the node marked as me: {dom}");
+
+    // 3. A line typed into the page reaches another node.
+    let marker = format!("dashboard marker {}-{}", std::process::id(), free_port());
+    let input = browser.find("#text").unwrap();
+    browser.type_into(&input, &marker).unwrap();
+    let button = browser.find("#send button").unwrap();
+    browser.click(&button).unwrap();
+    poll("node-5 to deliver the line sent from the page", || {
+        let list = api_get(node5, "/api/messages?limit=50")?;
+        let entries = list
+            .as_array()
+            .ok_or_else(|| format!("not a list: {list}"))?;
+        if entries.iter().any(|m| m["text"] == json!(marker)) {
+            Ok(())
+        } else {
+            Err(format!("{} messages, none with the marker", entries.len()))
+        }
+    });
+    poll("the page to show its own line and clear the box", || {
+        let seen = browser.execute(
+            "return [document.querySelector('#feed').innerText.includes(arguments[0]),
+                     document.querySelector('#text').value];",
+            json!([marker]),
+        )?;
+        if seen == json!([true, ""]) {
+            Ok(())
+        } else {
+            Err(format!("feed has it, box holds: {seen}"))
+        }
+    });
+
+    // 4. A node dies without a word; the map drops it.
+    let victim = net
+        .nodes()
+        .iter()
+        .find(|n| n["role"] == "node" && n["name"] != "node-1" && n["name"] != "node-5")
+        .expect("a node to kill");
+    let victim_id = str_field(victim, "id").to_string();
+    let pid = victim["pid"].as_u64().expect("a pid").to_string();
+    let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
+    assert!(killed.success(), "kill -9 {pid} failed");
+    poll("the map to drop the killed node", || {
+        let seen = browser.execute(
+            "const svg = document.querySelector('#topology');
+             const gone = svg.querySelector(`g.node[data-id=\"${CSS.escape(arguments[0])}\"]`);
+             return [svg.dataset.nodes, gone === null];",
+            json!([victim_id]),
+        )?;
+        if seen == json!([(NODES - 1).to_string(), true]) {
+            Ok(())
+        } else {
+            Err(format!("[data-nodes, killed node gone]: {seen}"))
+        }
+    });
+
+    // 5. A picture for a human, once the layout has come to rest (a
+    // picture mid-move is still worth having, so this wait is not a check).
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until
+        && browser.execute(
+            "return document.querySelector('#topology').dataset.settled",
+            json!([]),
+        ) != Ok(json!("true"))
+    {
+        std::thread::sleep(POLL);
+    }
+    let png = browser.screenshot();
+    std::fs::write(SCREENSHOT, png).expect("write the screenshot");
+    let shown = Path::new(SCREENSHOT)
+        .canonicalize()
+        .map_or_else(|_| SCREENSHOT.to_string(), |p| p.display().to_string());
+    println!("dashboard screenshot: {shown}");
+
+    // The page logged no script errors along the way.
+    let errors: Vec<Value> = browser
+        .console()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE" || e["source"] == "javascript")
+        .collect();
+    assert!(errors.is_empty(), "the browser logged errors: {errors:#?}");
+}
+
+/// Calls `probe` until it succeeds; after the deadline, fails with what
+/// was awaited and the last thing `probe` saw.
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= until => {
+                panic!("timed out waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(POLL),
+        }
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string '{key}' in {v}"))
+}
+
+/// Reachable non-seed nodes in a crawl, and how many components their
+/// overlay links make; an error if the crawl breaks docs/API.md's shape.
+fn overlay(topo: &Value) -> Result<(usize, usize), String> {
+    fn id(v: &Value) -> Result<&str, String> {
+        v.as_str()
+            .ok_or_else(|| format!("a node id is not a string, as docs/API.md says: {v}"))
+    }
+    let nodes = topo["nodes"]
+        .as_array()
+        .ok_or_else(|| format!("no list of nodes in {topo}"))?;
+    let mut parent = BTreeMap::new();
+    for n in nodes {
+        let n_id = id(&n["id"])?;
+        if n["reachable"] == true && n["seed"] != true {
+            parent.insert(n_id, n_id);
+        }
+    }
+    fn root<'a>(parent: &BTreeMap<&'a str, &'a str>, mut x: &'a str) -> &'a str {
+        while parent[x] != x {
+            x = parent[x];
+        }
+        x
+    }
+    let links = topo["links"]
+        .as_array()
+        .ok_or_else(|| format!("no list of links in {topo}"))?;
+    for link in links {
+        let (a, b) = (id(&link[0])?, id(&link[1])?);
+        if parent.contains_key(a) && parent.contains_key(b) {
+            let (ra, rb) = (root(&parent, a), root(&parent, b));
+            parent.insert(ra, rb);
+        }
+    }
+    let roots: BTreeSet<&str> = parent.keys().map(|&x| root(&parent, x)).collect();
+    Ok((parent.len(), roots.len()))
+}
+
+/// `GET` on a node's control API, with its cookie.
+fn api_get(node: &Value, path: &str) -> Result<Value, String> {
+    let url = format!("http://{}{path}", str_field(node, "api"));
+    let auth = format!("Bearer {}", str_field(node, "cookie"));
+    match ureq::get(&url)
+        .timeout(REQUEST)
+        .set("Authorization", &auth)
+        .call()
+    {
+        Ok(response) => response
+            .into_json::<Value>()
+            .map_err(|e| format!("{url}: bad JSON: {e}")),
+        Err(ureq::Error::Status(code, response)) => Err(format!(
+            "{url}: {code} {}",
+            response.into_string().unwrap_or_default()
+        )),
+        Err(e) => Err(format!("{url}: {e}")),
+    }
+}
+
+/// A running `gossipnet testnet`: one seed and `NODES` nodes.
+struct Testnet {
+    child: Child,
+    /// The JSON line it printed once every node was up.
+    info: Value,
+    /// The last lines it wrote to stderr.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Testnet {
+    fn start(dir: &TempDir) -> Testnet {
+        let mut child = Command::new(bin())
+            .args([
+                "testnet",
+                "--nodes",
+                &NODES.to_string(),
+                "--seeds",
+                "1",
+                "--json",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gossipnet testnet");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = child.stderr.take().unwrap();
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = keep.lock().unwrap();
+                if log.len() == LOG_LINES {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
+        let lines = lines_of(child.stdout.take().unwrap());
+        let mut net = Testnet {
+            child,
+            info: Value::Null,
+            log,
+        };
+        let until = Instant::now() + DEADLINE;
+        while net.info.is_null() {
+            let left = until.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(info) = serde_json::from_str::<Value>(&line) {
+                        if info["nodes"].is_array() {
+                            net.info = info;
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the testnet printed no JSON line in time\n{}", net.log())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the testnet ended before printing its JSON line\n{}",
+                        net.log()
+                    )
+                }
+            }
+        }
+        assert_eq!(
+            net.nodes().iter().filter(|n| n["role"] == "node").count(),
+            NODES,
+            "nodes in {}",
+            net.info
+        );
+        net
+    }
+
+    fn nodes(&self) -> &[Value] {
+        self.info["nodes"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn node(&self, name: &str) -> &Value {
+        self.nodes()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.info))
+    }
+
+    fn log(&self) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGTERM, then the exit status (within the deadline).
+    fn stop(&mut self) -> ExitStatus {
+        signal("TERM", self.child.id());
+        let until = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "the testnet did not exit within {DEADLINE:?} of SIGTERM\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // Politely first, so it stops its nodes; if it will not, kill it
+        // and its nodes.
+        signal("TERM", self.child.id());
+        let until = Instant::now() + DEADLINE;
+        while Instant::now() < until {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in self.nodes().iter().filter_map(|n| n["pid"].as_u64()) {
+            signal("KILL", pid as u32);
+        }
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status();
+}
+
+/// Every line of `stream`, through a small channel a reader thread fills.
+/// Once the receiver is gone the thread still reads, and drops, the rest:
+/// a closed pipe would make the process's next print fail.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = sync_channel(64);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Chromium under chromedriver, with one WebDriver session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    /// Chromium's profile: new for each run, and the mark by which its
+    /// processes are found if they outlive the session.
+    profile: TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = free_port();
+        let profile = TempDir::new("dashboard-chromium");
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut browser = Browser {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            session: String::new(),
+            profile,
+        };
+        poll("chromedriver to be ready", || {
+            let status = browser.call("GET", "/status", None)?;
+            if status["ready"] == true {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
+        });
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", browser.profile.path().display()),
+                    "--window-size=1400,900",
+                ],
+            },
+        }}});
+        let session = browser
+            .call("POST", "/session", Some(capabilities))
+            .unwrap_or_else(|e| panic!("chromedriver could not start Chromium: {e}"));
+        browser.session = str_field(&session, "sessionId").to_string();
+        browser
+    }
+
+    /// One WebDriver command; its `value` on success.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let request = ureq::request(method, &format!("{}{path}", self.base)).timeout(REQUEST);
+        let result = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) => response
+                .into_json::<Value>()
+                .map(|mut v| v["value"].take())
+                .map_err(|e| format!("{method} {path}: bad JSON: {e}")),
+            Err(ureq::Error::Status(code, response)) => {
+                let body: Value = response.into_json().unwrap_or(Value::Null);
+                Err(format!(
+                    "{method} {path}: {code} {} {}",
+                    body["value"]["error"], body["value"]["message"]
+                ))
+            }
+            Err(e) => Err(format!("{method} {path}: {e}")),
+        }
+    }
+
+    fn command(&self, method: &str, what: &str, body: Option<Value>) -> Result<Value, String> {
+        self.call(method, &format!("/session/{}{what}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.command("POST", "/url", Some(json!({ "url": url })))
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    fn execute(&self, script: &str, args: Value) -> Result<Value, String> {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// The WebDriver reference of the first element matching `css`.
+    fn find(&self, css: &str) -> Result<String, String> {
+        let found = self.command(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        )?;
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{css}: no element reference in {found}"))
+    }
+
+    fn type_into(&self, element: &str, text: &str) -> Result<(), String> {
+        self.command(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        )
+        .map(drop)
+    }
+
+    fn click(&self, element: &str) -> Result<(), String> {
+        self.command(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .map(drop)
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        let shot = self
+            .command("GET", "/screenshot", None)
+            .expect("a screenshot");
+        let text = shot.as_str().expect("base64 text");
+        data_encoding::BASE64
+            .decode(text.as_bytes())
+            .expect("a base64 PNG")
+    }
+
+    fn page_text(&self) -> String {
+        self.execute("return document.body.innerText", json!([]))
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|e| format!("(unavailable: {e})"))
+    }
+
+    /// Console entries since the last call (chromedriver's log endpoint).
+    fn console(&self) -> Vec<Value> {
+        match self.command("POST", "/se/log", Some(json!({"type": "browser"}))) {
+            Ok(Value::Array(entries)) => entries,
+            Ok(other) => vec![other],
+            Err(e) => vec![json!(format!("(console unavailable: {e})"))],
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // Chromium normally quits with its session; any process still
+        // carrying this run's profile directory is a leftover.
+        let mark = format!("--user-data-dir={}", self.profile.path().display());
+        for pid in processes_with_arg(&mark) {
+            signal("KILL", pid);
+        }
+    }
+}
+
+/// Processes whose command line has `arg` as one of its arguments.
+fn processes_with_arg(arg: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|a| a == arg.as_bytes()))
+        })
+        .collect()
+}
