@@ -68,6 +68,10 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most nodes one crawl looks at: bounds its memory whatever the replies
 /// claim.
 pub const MAX_NODES: usize = 20_000;
+/// Longest a whole crawl runs: replies naming thousands of nodes that never
+/// answer must not keep it going for an hour. Nodes not asked by then count
+/// as unreachable.
+pub const MAX_DURATION: Duration = Duration::from_secs(120);
 
 /// How far a crawl has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +102,19 @@ pub async fn crawl(
     queue.push_back(from);
     let mut tasks = JoinSet::new();
     let mut count = Progress::default();
+    let deadline = tokio::time::Instant::now() + MAX_DURATION;
     loop {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                left = queue.len() + tasks.len(),
+                "crawl: out of time; the nodes not yet asked count as unreachable"
+            );
+            tasks.abort_all();
+            count.unreachable += queue.len() + tasks.len();
+            count.pending = 0;
+            progress(count);
+            break;
+        }
         while tasks.len() < CONCURRENCY {
             let Some(id) = queue.pop_front() else { break };
             let addrs = known.get(&id).map(|e| e.addrs.clone()).unwrap_or_default();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod testnet;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
