@@ -45,6 +45,21 @@ pub struct Limits {
     pub slow_link_timeout: Duration,
 }
 
+/// Inbound links a seed takes by default: every node of the network keeps
+/// registering with it, so it needs a slot per node, not per neighbour.
+pub const SEED_MAX_INBOUND: usize = 4096;
+
+impl Limits {
+    /// The limits of a seed: [`SEED_MAX_INBOUND`] inbound links, the rest as
+    /// for any node.
+    pub fn for_seed() -> Self {
+        Self {
+            max_inbound: SEED_MAX_INBOUND,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

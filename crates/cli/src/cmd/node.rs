@@ -234,6 +234,9 @@ fn prepare(
     config.advertise = args.advertise.clone();
     config.name = Some(name);
     config.seed_role = seed_role;
+    if seed_role {
+        config.limits = gossipnet_node::Limits::for_seed();
+    }
     config.data_dir = Some(data_dir);
     if let Some(id) = args.network_id.clone().or(file.network_id) {
         if id.is_empty() || id.len() > 64 {
@@ -389,6 +392,7 @@ fn init_logging(log_file: Option<&Path>, json: bool) -> Result<()> {
 
 async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     init_logging(prepared.log_file.as_deref(), prepared.log_json)?;
+    raise_fd_limit();
     let listen = prepared.config.listen;
     let seed_role = prepared.config.seed_role;
     let data_dir = prepared.config.data_dir.clone(); // chat history, control file
@@ -437,6 +441,21 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     drop(api);
     printer.abort();
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: a seed holds a link
+/// per node of the network, and the usual soft limit (1024) is below what it
+/// is allowed to take.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
+                Err(e) => tracing::debug!("cannot raise the open files limit: {e}"),
+            }
+        }
+    }
 }
 
 /// Each input line is broadcast; at end of input the node keeps running.
