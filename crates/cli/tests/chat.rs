@@ -325,6 +325,13 @@ fn a_message_arriving_mid_line_prints_above_the_input_line() {
     a.wait_text(&format!("  {}  {}", b.short(), b.addr));
     a.line("/frobnicate");
     a.wait_text("unknown command /frobnicate; /help lists the commands");
+    a.line("/size");
+    a.wait_text("2 nodes (crawled)");
+    let picture = dir.join("chat-topology.svg");
+    a.line(&format!("/graph {picture}"));
+    a.wait_text(&format!("picture written to {picture}"));
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    assert_eq!(svg.matches("<circle class=\"node").count(), 2, "{svg}");
 
     a.line("/quit");
     assert_eq!(a.wait_exit(), 0, "a did not exit 0");

@@ -51,7 +51,7 @@ fn dashboard_shows_the_network_live() {
     let status = net.stop();
     assert!(
         status.success(),
-        "the testnet did not exit cleanly on SIGTERM: {status}\n{}",
+        "the testnet did not exit cleanly on SIGINT (Ctrl-C): {status}\n{}",
         net.log()
     );
 }

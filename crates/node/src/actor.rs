@@ -512,14 +512,7 @@ impl Actor {
                 if env.kind == Kind::Shutdown {
                     let content = delivered.content.clone();
                     if self.on_admin(&content, delivered.delivered_from) {
-                        // Seeds are outside the overlay: hand it to ours.
-                        let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();
-                        let msg = Bytes::from(wire::encode(&Message::Admin(content)));
-                        for seed in seeds {
-                            if self.links.contains_key(&seed) {
-                                self.send_bytes(seed, msg.clone()).await;
-                            }
-                        }
+                        self.hand_to_seeds(content).await;
                     }
                     return;
                 }
@@ -1041,15 +1034,21 @@ impl Actor {
         self.proto(InEvent::Command(Command::Broadcast(command.clone())))
             .await;
         if self.on_admin(&command, self.me) {
-            let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();
-            let msg = Bytes::from(wire::encode(&Message::Admin(command)));
-            for seed in seeds {
-                if self.links.contains_key(&seed) {
-                    self.send_bytes(seed, msg.clone()).await;
-                }
-            }
+            self.hand_to_seeds(command).await;
         }
         Ok(id)
+    }
+
+    /// Seeds are outside the overlay: an admin command this node obeys is
+    /// handed to the seeds it has a link to.
+    async fn hand_to_seeds(&mut self, command: Bytes) {
+        let seeds: Vec<NodeId> = self.seeds.iter().filter_map(|s| s.id).collect();
+        let msg = Bytes::from(wire::encode(&Message::Admin(command)));
+        for seed in seeds {
+            if self.links.contains_key(&seed) {
+                self.send_bytes(seed, msg.clone()).await;
+            }
+        }
     }
 
     /// Decides whether to obey an admin (shutdown) command; logs either

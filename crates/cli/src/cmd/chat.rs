@@ -41,6 +41,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::node::{self, NodeArgs};
+use crate::graph;
 
 /// Lines waiting for the printer. Absorbs a burst of messages; when it is
 /// full, log lines are dropped (logging must never stall the node) and other
@@ -437,6 +438,8 @@ Type a line and press Enter to send it to everyone. Commands:
   /status         this node's id, name, address, views and counters
   /dm ID TEXT     a direct message; ID is a full id or the start of a known peer's id
   /name NAME      change the name shown beside your messages
+  /size           the number of nodes: counted by a crawl, and the gossip estimate
+  /graph [FILE]   crawl the network: a summary, and its picture as SVG (default topology.svg)
   /help           this list
   /quit           leave the network and exit (also Ctrl-C or Ctrl-D)
 A line starting with // is sent with a single /.";
@@ -469,6 +472,8 @@ async fn run_command(node: &Node, command: &str, out: &mpsc::Sender<String>) -> 
         "status" => status(node).await,
         "dm" => direct(node, rest).await,
         "name" => rename(node, rest).await,
+        "size" => size(node).await,
+        "graph" => topology(node, rest).await,
         _ => format!("unknown command /{name}; /help lists the commands"),
     };
     say(out, reply).await;
@@ -477,6 +482,39 @@ async fn run_command(node: &Node, command: &str, out: &mpsc::Sender<String>) -> 
 
 async fn say(out: &mpsc::Sender<String>, text: String) {
     let _ = out.send(text).await;
+}
+
+async fn size(node: &Node) -> String {
+    let topology = node.crawl(|_| {}).await;
+    let summary = graph::summarize(&topology);
+    let estimate = match node.status().await.ok().and_then(|s| s.size_estimate) {
+        Some(e) => format!("{e:.1}"),
+        None => "not yet".into(),
+    };
+    format!(
+        "{} nodes (crawled), estimate {estimate} (gossip)",
+        summary.nodes
+    )
+}
+
+async fn topology(node: &Node, file: &str) -> String {
+    let topology = node.crawl(|_| {}).await;
+    let summary = graph::summarize(&topology);
+    let path = if file.is_empty() {
+        "topology.svg"
+    } else {
+        file
+    };
+    let mut text = graph::render_text(&summary);
+    match std::fs::write(path, graph::to_svg(&topology, 1)) {
+        Ok(()) => {
+            let _ = write!(text, "picture written to {path}");
+        }
+        Err(e) => {
+            let _ = write!(text, "cannot write {path}: {e}");
+        }
+    }
+    text
 }
 
 async fn peers(node: &Node) -> String {

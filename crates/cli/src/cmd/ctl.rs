@@ -706,20 +706,9 @@ fn write_secret(path: &Path, hex: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads a key file: 64 hex characters.
+/// Reads an admin key file (as `network init` writes it).
 fn read_secret(path: &Path) -> Result<SecretKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the admin key file {}", path.display()))?;
-    let bytes = data_encoding::HEXLOWER_PERMISSIVE
-        .decode(text.trim().as_bytes())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| {
-            anyhow!(
-                "{} is not a key file (64 hex characters, as `gossipnet network init` writes)",
-                path.display()
-            )
-        })?;
+    let bytes = super::node::read_hex32(path, "admin key file")?;
     Ok(SecretKey::from_bytes(&bytes))
 }
 

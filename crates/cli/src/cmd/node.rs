@@ -319,19 +319,24 @@ fn load_config(path: &Path) -> Result<FileConfig> {
 }
 
 fn load_psk(path: &Path) -> Result<[u8; 32]> {
+    read_hex32(path, "pre-shared key file")
+}
+
+/// Reads a file of 32 bytes as 64 hex characters (a key file), saying
+/// which `what` it was when it is not one.
+pub(crate) fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read pre-shared key file {}", path.display()))?;
-    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    data_encoding::HEXLOWER_PERMISSIVE
         .decode(text.trim().as_bytes())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| {
             anyhow!(
-                "pre-shared key file {} must hold 64 hex characters (32 bytes)",
+                "the {what} {} must hold 64 hex characters (32 bytes)",
                 path.display()
             )
-        })?;
-    Ok(bytes)
+        })
 }
 
 fn check_host_port(text: &str) -> Result<()> {

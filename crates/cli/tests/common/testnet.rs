@@ -81,13 +81,27 @@ pub fn overlay(topo: &Value) -> Result<(usize, usize), String> {
 
 /// `GET` on a node's control API, with its cookie.
 pub fn api_get(node: &Value, path: &str) -> Result<Value, String> {
-    let url = format!("http://{}{path}", str_field(node, "api"));
-    let auth = format!("Bearer {}", str_field(node, "cookie"));
-    match ureq::get(&url)
-        .timeout(REQUEST)
-        .set("Authorization", &auth)
-        .call()
-    {
+    let (url, auth) = endpoint(node, path);
+    answer(
+        &url,
+        ureq::get(&url)
+            .timeout(REQUEST)
+            .set("Authorization", &auth)
+            .call(),
+    )
+}
+
+/// The URL of `path` on a node's API, and its authorization header.
+fn endpoint(node: &Value, path: &str) -> (String, String) {
+    (
+        format!("http://{}{path}", str_field(node, "api")),
+        format!("Bearer {}", str_field(node, "cookie")),
+    )
+}
+
+/// An API answer as JSON, or what went wrong.
+fn answer(url: &str, response: Result<ureq::Response, ureq::Error>) -> Result<Value, String> {
+    match response {
         Ok(response) => response
             .into_json::<Value>()
             .map_err(|e| format!("{url}: bad JSON: {e}")),
@@ -206,9 +220,10 @@ impl Testnet {
         log.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
-    /// SIGTERM, then the exit status (within the deadline).
+    /// SIGINT (what Ctrl-C sends), then the exit status (within the
+    /// deadline).
     pub fn stop(&mut self) -> ExitStatus {
-        signal("TERM", self.child.id());
+        signal("INT", self.child.id());
         let until = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -216,7 +231,7 @@ impl Testnet {
             }
             assert!(
                 Instant::now() < until,
-                "the testnet did not exit within {DEADLINE:?} of SIGTERM\n{}",
+                "the testnet did not exit within {DEADLINE:?} of SIGINT\n{}",
                 self.log()
             );
             std::thread::sleep(POLL);
@@ -268,22 +283,12 @@ pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> Receiver<String>
 
 /// `POST` of a JSON body to a node's control API, with its cookie.
 pub fn api_post(node: &Value, path: &str, body: Value) -> Result<Value, String> {
-    let url = format!("http://{}{path}", str_field(node, "api"));
-    let auth = format!("Bearer {}", str_field(node, "cookie"));
-    match ureq::post(&url)
+    let (url, auth) = endpoint(node, path);
+    let response = ureq::post(&url)
         .timeout(REQUEST)
         .set("Authorization", &auth)
-        .send_json(body)
-    {
-        Ok(response) => response
-            .into_json::<Value>()
-            .map_err(|e| format!("{url}: bad JSON: {e}")),
-        Err(ureq::Error::Status(code, response)) => Err(format!(
-            "{url}: {code} {}",
-            response.into_string().unwrap_or_default()
-        )),
-        Err(e) => Err(format!("{url}: {e}")),
-    }
+        .send_json(body);
+    answer(&url, response)
 }
 
 /// What one run of the CLI did.
