@@ -100,6 +100,11 @@ const COLOUR_ME: &str = "#f58518";
 const COLOUR_SEED: &str = "#54a24b";
 const COLOUR_LINK: &str = "#cccccc";
 const COLOUR_SEED_LINK: &str = "#9aa5b1";
+/// Seed links are drawn at this opacity divided by the square root of their
+/// number, between the two bounds below: faint when hundreds overlap.
+const SEED_LINK_FADE: f64 = 6.0;
+const SEED_LINK_MIN_OPACITY: f64 = 0.2;
+const SEED_LINK_MAX_OPACITY: f64 = 0.6;
 const COLOUR_TEXT: &str = "#333333";
 
 /// The overlay as a crawl saw it, in numbers.
@@ -363,10 +368,14 @@ fn write_svg(
         write_line(out, "link", points[a], points[b])?;
     }
     writeln!(out, "</g>")?;
+    // Every node links to every seed, so in a big network seed links would
+    // bury the overlay: the more there are, the fainter each is drawn.
+    let seed_opacity = (SEED_LINK_FADE / (graph.seed_links.len().max(1) as f64).sqrt())
+        .clamp(SEED_LINK_MIN_OPACITY, SEED_LINK_MAX_OPACITY);
     writeln!(
         out,
         "<g stroke=\"{COLOUR_SEED_LINK}\" stroke-width=\"0.8\" stroke-dasharray=\"4 3\" \
-         stroke-opacity=\"0.6\">"
+         stroke-opacity=\"{seed_opacity:.2}\">"
     )?;
     for &(a, b) in &graph.seed_links {
         write_line(out, "seed-link", points[a], points[b])?;
