@@ -44,6 +44,9 @@ enum Command {
     /// Run the protocol in the deterministic simulator (no network needed).
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
+    /// Measure broadcast: N nodes in this process over real TCP, figures as
+    /// JSON (docs/PERFORMANCE.md).
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -60,5 +63,6 @@ fn main() -> Result<()> {
         Command::Leave(t) => cmd::ctl::leave(t),
         Command::Network(c) => cmd::ctl::network(c),
         Command::Sim(c) => cmd::sim::run(c),
+        Command::Bench(a) => cmd::bench::run(a),
     }
 }

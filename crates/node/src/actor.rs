@@ -117,6 +117,8 @@ pub(crate) enum ToActor {
     Leave {
         reply: oneshot::Sender<()>,
     },
+    /// Stop at once, as a killed process would: no goodbyes.
+    Crash,
     /// An admin command signed elsewhere, to broadcast.
     Admin {
         command: Bytes,
@@ -370,6 +372,10 @@ impl Actor {
                         Some(ToActor::Leave { reply }) => {
                             self.leave().await;
                             let _ = reply.send(());
+                            break;
+                        }
+                        Some(ToActor::Crash) => {
+                            self.crash();
                             break;
                         }
                         Some(cmd) => self.on_command(cmd).await,
@@ -1014,7 +1020,8 @@ impl Actor {
                 let result = self.publish_admin(command).await;
                 let _ = reply.send(result);
             }
-            ToActor::Leave { .. } => {}
+            // Both end the loop in `run`.
+            ToActor::Leave { .. } | ToActor::Crash => {}
         }
     }
 
@@ -1636,6 +1643,22 @@ impl Actor {
             }
         })
         .await;
+    }
+
+    /// Abrupt stop, as if the process had been killed: nobody is told, and
+    /// queued messages are not written. Aborting a link's tasks drops both
+    /// halves of its socket, so the peer sees the connection end (EOF or
+    /// reset) and nothing else, as it would from a dead process.
+    fn crash(&mut self) {
+        info!("crashing: links dropped without goodbyes");
+        self.leaving = true;
+        for (_, entry) in self.links.drain() {
+            entry.reader.abort();
+            entry.writer.abort();
+        }
+        // LAN discovery is left to its drop, which withdraws the
+        // announcement: its daemon thread cannot be stopped silently.
+        self.mdns = None;
     }
 }
 

@@ -432,6 +432,15 @@ impl Node {
         Ok(())
     }
 
+    /// Stops at once without telling anyone: no goodbyes, links dropped,
+    /// queued messages lost. For tests and benchmarks that need a node to
+    /// die as if its process were killed; neighbours learn of it only when
+    /// its connections end. Returns once the node has stopped.
+    pub async fn crash(&self) {
+        let _ = self.cmd_tx.send(ToActor::Crash).await;
+        self.stopped().await;
+    }
+
     /// Waits until the node has stopped.
     pub async fn stopped(&self) {
         let mut rx = self.stopped.clone();

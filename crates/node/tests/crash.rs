@@ -1,0 +1,85 @@
+//! `Node::crash`: a node that stops as if its process were killed. Two real
+//! nodes over TCP on loopback; once they are neighbours one crashes, and
+//! the other must see it go from the broken connection alone, while the
+//! crashed node's handle reports it stopped.
+
+use std::time::Duration;
+
+use gossipnet_node::{Node, NodeError, NodeEvent};
+use gossipnet_proto::NodeId;
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+
+/// Longest wait for a link to come up or be noticed gone on a loaded CI
+/// machine; on an idle one both take milliseconds.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn node(peer: Option<&Node>) -> Node {
+    let mut builder = Node::builder().discovery(false);
+    if let Some(peer) = peer {
+        builder = builder.peer(peer.local_addr().to_string());
+    }
+    builder.spawn().await.unwrap()
+}
+
+/// Waits for the first event that `pick` accepts.
+async fn wait_for(
+    events: &mut broadcast::Receiver<NodeEvent>,
+    what: &str,
+    pick: impl Fn(&NodeEvent) -> bool,
+) {
+    let found = timeout(DEADLINE, async {
+        loop {
+            match events.recv().await {
+                Ok(ev) if pick(&ev) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {what} within {DEADLINE:?}"));
+}
+
+fn is_up(ev: &NodeEvent, id: NodeId) -> bool {
+    matches!(ev, NodeEvent::NeighborUp(p) if *p == id)
+}
+
+fn is_down(ev: &NodeEvent, id: NodeId) -> bool {
+    matches!(ev, NodeEvent::NeighborDown(p) if *p == id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_nodes_neighbour_sees_it_go() {
+    let survivor = node(None).await;
+    let mut events = survivor.subscribe();
+    let victim = node(Some(&survivor)).await;
+    let victim_id = victim.id();
+    wait_for(&mut events, "NeighborUp", |ev| is_up(ev, victim_id)).await;
+
+    timeout(DEADLINE, victim.crash())
+        .await
+        .expect("crash returns once the node has stopped");
+    timeout(DEADLINE, victim.stopped())
+        .await
+        .expect("stopped() resolves after a crash");
+    assert!(matches!(victim.status().await, Err(NodeError::Stopped)));
+
+    wait_for(&mut events, "NeighborDown", |ev| is_down(ev, victim_id)).await;
+    // The survivor itself carries on, with the crashed node out of its view.
+    let peers = survivor.status().await.unwrap().active;
+    assert!(peers.iter().all(|p| p.id != victim_id), "{peers:?}");
+    survivor.leave().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_twice_or_after_leave_is_harmless() {
+    let alone = node(None).await;
+    timeout(DEADLINE, alone.crash()).await.unwrap();
+    timeout(DEADLINE, alone.crash()).await.unwrap();
+    timeout(DEADLINE, alone.leave()).await.unwrap().unwrap();
+
+    let other = node(None).await;
+    other.leave().await.unwrap();
+    timeout(DEADLINE, other.crash()).await.unwrap();
+}
