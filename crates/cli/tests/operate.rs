@@ -335,6 +335,18 @@ fn check_subcommands(net: &Testnet) {
     );
 }
 
+/// `network shutdown --command FILE`, through `node`.
+fn send_command(file: &str, node: &Value) -> common::testnet::Run {
+    cli(&[
+        "network",
+        "shutdown",
+        "--command",
+        file,
+        "--data-dir",
+        data_dir(node),
+    ])
+}
+
 /// Waits until the crawl from `node` sees `n` nodes in one component.
 fn wait_connected(node: &Value, n: usize) {
     poll(&format!("the overlay to connect all {n} nodes"), || {
@@ -403,14 +415,7 @@ fn only_the_admin_key_shuts_the_network_down() {
     let flipped = if hex.ends_with('0') { "1" } else { "0" };
     let tampered = dir.join("tampered.cmd");
     std::fs::write(&tampered, format!("{}{flipped}", &hex[..hex.len() - 1])).unwrap();
-    let run = cli(&[
-        "network",
-        "shutdown",
-        "--command",
-        &tampered,
-        "--data-dir",
-        data_dir(&n1),
-    ]);
+    let run = send_command(&tampered, &n1);
     assert!(!run.ok);
     assert!(run.stderr.contains("signature"), "{}", run.stderr);
     wait_logs(
@@ -435,14 +440,7 @@ fn only_the_admin_key_shuts_the_network_down() {
     // The admin key: every process leaves and exits 0 within 10 s (the
     // issue's bound, as a deadline; how long it took is printed).
     let sent = Instant::now();
-    let run = cli(&[
-        "network",
-        "shutdown",
-        "--command",
-        &good,
-        "--data-dir",
-        data_dir(net.node("node-3")),
-    ]);
+    let run = send_command(&good, net.node("node-3"));
     assert!(run.ok, "{}", run.stderr);
     for name in nodes.iter().chain(&["seed-1"]) {
         let exited = format!("{name} exited (exit status: 0)");
@@ -465,14 +463,7 @@ fn only_the_admin_key_shuts_the_network_down() {
     let mut net = Testnet::start(&net_dir, nodes.len(), 1, &["--config", &config]);
     let n1 = net.node("node-1").clone();
     wait_connected(&n1, nodes.len());
-    let run = cli(&[
-        "network",
-        "shutdown",
-        "--command",
-        &good,
-        "--data-dir",
-        data_dir(&n1),
-    ]);
+    let run = send_command(&good, &n1);
     assert!(run.ok, "{}", run.stderr);
     wait_logs(&net, &nodes, "refusing shutdown command: it is a replay");
     assert!(!net.log().contains("exited"), "{}", net.log());

@@ -26,7 +26,7 @@ use clap::Args;
 use gossipnet_node::{Node, NodeConfig, NodeEvent};
 use gossipnet_proto::envelope::{Kind, MAX_BODY_BYTES};
 use gossipnet_proto::{MessageId, SecretKey};
-use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
+use nix::sys::resource::{getrusage, UsageWho};
 use nix::sys::time::TimeValLike;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -174,7 +174,9 @@ struct Collected {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let killed = args.check()?;
-    raise_fd_limit();
+    // Every node holds a listener and two sockets per link in this one
+    // process, which can pass the usual soft limit of 1024 descriptors.
+    super::node::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -568,15 +570,4 @@ fn lo_hint() -> Option<String> {
          namespace (as root): unshare -n sh -c 'ip link set lo up && exec gossipnet bench ...'",
         others.join(", ")
     ))
-}
-
-/// Every node holds a listener and two sockets per link in this process,
-/// which can pass a default soft limit of 1024 descriptors: take the hard
-/// limit.
-fn raise_fd_limit() {
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_err() {
-            progress!("could not raise the open-file limit from {soft}; a large run may fail");
-        }
-    }
 }

@@ -451,7 +451,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
 /// Raises the soft limit on open files to the hard one: a seed holds a link
 /// per node of the network, and the usual soft limit (1024) is below what it
 /// is allowed to take.
-fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         if soft < hard {
