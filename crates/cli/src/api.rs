@@ -176,7 +176,7 @@ pub async fn start(
 }
 
 /// Writes a file only its owner can read, replacing any old one whole.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);

@@ -23,6 +23,8 @@ use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::{NodeId, SecretKey};
 use serde::{Deserialize, Serialize};
 
+use crate::NodeError;
+
 /// A command older than this is refused even by a node that never saw it:
 /// long enough for a command to cross a large network, short enough that an
 /// old capture is useless.
@@ -80,11 +82,11 @@ pub enum Refusal {
 
 /// Signs a shutdown command for `network_id` with the admin key, stamped
 /// `now_ms` (also its sequence number, so later commands are larger).
-pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result<Bytes, String> {
+pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result<Bytes, NodeError> {
     let body = ShutdownBody {
         network_id: network_id.to_string(),
     };
-    let body = postcard::to_allocvec(&body).map_err(|e| e.to_string())?;
+    let body = postcard::to_allocvec(&body).map_err(|e| NodeError::Message(e.to_string()))?;
     let envelope = Envelope {
         origin: admin.node_id(),
         seq: now_ms,
@@ -92,7 +94,8 @@ pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result
         kind: Kind::Shutdown,
         body: Bytes::from(body),
     };
-    let signed = SignedEnvelope::sign(admin, envelope).map_err(|e| e.to_string())?;
+    let signed =
+        SignedEnvelope::sign(admin, envelope).map_err(|e| NodeError::Message(e.to_string()))?;
     Ok(signed.encode())
 }
 

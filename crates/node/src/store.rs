@@ -193,6 +193,13 @@ pub enum StoreError {
 ///
 /// `name` is used as one path component; the caller keeps it to a plain name.
 pub fn default_data_dir(name: &str) -> PathBuf {
+    data_root().join(name)
+}
+
+/// The directory that holds the default data dirs:
+/// `$XDG_DATA_HOME/gossipnet`, else `$HOME/.local/share/gossipnet`, else
+/// `.gossipnet` under the current directory.
+pub fn data_root() -> PathBuf {
     // The XDG spec says a relative XDG_DATA_HOME is invalid and is ignored.
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
@@ -203,8 +210,8 @@ pub fn default_data_dir(name: &str) -> PathBuf {
                 .map(|h| PathBuf::from(h).join(".local").join("share"))
         });
     match base {
-        Some(base) => base.join("gossipnet").join(name),
-        None => PathBuf::from(".gossipnet").join(name),
+        Some(base) => base.join("gossipnet"),
+        None => PathBuf::from(".gossipnet"),
     }
 }
 

@@ -8,7 +8,7 @@
 //! `--cookie` or `GOSSIPNET_COOKIE`. With none of these, the one node
 //! running under the default data root is used.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use gossipnet_node::crawl::Topology;
-use gossipnet_node::store::default_data_dir;
+use gossipnet_node::store::{data_root, default_data_dir};
 use gossipnet_proto::{NodeId, SecretKey};
 use serde_json::{json, Value};
 
@@ -219,17 +219,25 @@ impl Client {
     }
 
     fn answer(&self, response: Result<ureq::Response, ureq::Error>) -> Result<Value> {
-        match response {
-            Ok(r) => r.into_json().context("the node's answer is not JSON"),
-            Err(ureq::Error::Status(code, r)) => {
+        response
+            .map_err(|e| self.failure(e))?
+            .into_json()
+            .context("the node's answer is not JSON")
+    }
+
+    /// What a failed request means, in words: the node's own error message,
+    /// or that it cannot be reached.
+    fn failure(&self, error: ureq::Error) -> anyhow::Error {
+        match error {
+            ureq::Error::Status(code, r) => {
                 let text = r.into_string().unwrap_or_default();
                 let message = serde_json::from_str::<Value>(&text)
                     .ok()
                     .and_then(|v| v["error"].as_str().map(str::to_string))
                     .unwrap_or(text);
-                bail!("the node refused ({code}): {message}")
+                anyhow!("the node refused ({code}): {message}")
             }
-            Err(e) => bail!(
+            e => anyhow!(
                 "cannot reach the node's control API at {}: {e}; is the node running?",
                 self.base
             ),
@@ -238,14 +246,10 @@ impl Client {
 
     /// Crawls through the node, showing progress on standard error.
     fn crawl(&self) -> Result<Topology> {
-        let response = self.request("GET", "/api/network?stream=1").call();
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                self.answer(Err(e))?;
-                unreachable!("an error answer is always an error");
-            }
-        };
+        let response = self
+            .request("GET", "/api/network?stream=1")
+            .call()
+            .map_err(|e| self.failure(e))?;
         let reader = BufReader::new(response.into_reader());
         let terminal = std::io::stderr().is_terminal();
         let mut last_shown = Instant::now();
@@ -301,7 +305,7 @@ fn find_control(target: &Target) -> Result<Option<ControlFile>> {
                 anyhow!("no cookie for {api}: pass --cookie (or set GOSSIPNET_COOKIE), or use --data-dir")
             });
     }
-    let root = default_root();
+    let root = data_root();
     match running.len() {
         0 => bail!(
             "no running node found under {}; start one with `gossipnet node`, \
@@ -323,17 +327,9 @@ fn find_control(target: &Target) -> Result<Option<ControlFile>> {
     }
 }
 
-/// The directory that holds the default data directories.
-fn default_root() -> PathBuf {
-    default_data_dir("x")
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
 /// Control files under the default root whose process is alive.
 fn running_nodes() -> Vec<ControlFile> {
-    let Ok(entries) = std::fs::read_dir(default_root()) else {
+    let Ok(entries) = std::fs::read_dir(data_root()) else {
         return Vec::new();
     };
     let mut found: Vec<ControlFile> = entries
@@ -694,16 +690,7 @@ fn toml_string(s: &str) -> String {
 
 /// Writes a secret as one hex line, readable by its owner only.
 fn write_secret(path: &Path, hex: &str) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    writeln!(file, "{hex}").with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::api::write_private(path, &format!("{hex}\n"))
 }
 
 /// Reads an admin key file (as `network init` writes it).
@@ -733,8 +720,7 @@ fn shutdown(args: ShutdownArgs) -> Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0);
-            let bytes = gossipnet_node::admin::sign_shutdown(&admin, &network_id, now)
-                .map_err(|e| anyhow!("cannot sign the command: {e}"))?;
+            let bytes = gossipnet_node::admin::sign_shutdown(&admin, &network_id, now)?;
             data_encoding::HEXLOWER.encode(&bytes)
         }
         (None, None) => bail!(
