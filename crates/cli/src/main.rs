@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod api;
 mod cmd;
 mod graph;
+mod signals;
 
 /// gossipnet: a peer-to-peer gossip network.
 #[derive(Debug, Parser)]

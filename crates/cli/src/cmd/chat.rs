@@ -36,12 +36,12 @@ use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor, ExternalPrinter};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::node::{self, NodeArgs};
 use crate::graph;
+use crate::signals::Signals;
 
 /// Lines waiting for the printer. Absorbs a burst of messages; when it is
 /// full, log lines are dropped (logging must never stall the node) and other
@@ -190,7 +190,7 @@ enum Exit {
 
 /// Runs the chat on `node` until the user quits, then leaves the network.
 /// History is kept in `data_dir` when there is one.
-pub async fn run(node: Node, data_dir: Option<&Path>) -> Result<()> {
+pub async fn run(node: Node, data_dir: Option<&Path>, signals: &mut Signals) -> Result<()> {
     let history = data_dir.map(|d| d.join(HISTORY_FILE));
     let config = Config::builder()
         .max_history_size(HISTORY_LEN)
@@ -232,7 +232,7 @@ pub async fn run(node: Node, data_dir: Option<&Path>) -> Result<()> {
     let _ = out_tx
         .send("Type a line to send it to everyone; /help lists the commands.".into())
         .await;
-    let exit = command_loop(&node, &mut line_rx, &out_tx).await;
+    let exit = command_loop(&node, &mut line_rx, &out_tx, signals).await;
     // Only a typed exit has seen the editor return; after anything else it
     // is still reading, in raw mode.
     if !matches!(exit, Ok(Exit::Typed)) {
@@ -400,15 +400,11 @@ async fn command_loop(
     node: &Node,
     lines: &mut mpsc::Receiver<Input>,
     out: &mpsc::Sender<String>,
+    signals: &mut Signals,
 ) -> Result<Exit> {
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     loop {
         let input = tokio::select! {
-            _ = interrupt.recv() => return Ok(Exit::Signal),
-            _ = terminate.recv() => return Ok(Exit::Signal),
-            _ = hangup.recv() => return Ok(Exit::Signal),
+            _ = signals.recv() => return Ok(Exit::Signal),
             // `gossipnet leave` or an admin's shutdown command.
             _ = node.stopped() => {
                 say(out, "The node has left the network.".into()).await;

@@ -27,6 +27,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::chat;
 use crate::api;
+use crate::signals::Signals;
 
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
@@ -182,6 +183,8 @@ fn run(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
 
 struct Prepared {
     config: NodeConfig,
+    /// A listening socket handed over by socket activation, if any.
+    listener: Option<std::net::TcpListener>,
     log_file: Option<PathBuf>,
     log_json: bool,
     api: SocketAddr,
@@ -202,9 +205,16 @@ fn prepare(
         .as_ref()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
-    let port = match args.port_pos.or(args.port) {
-        Some(port) => port,
-        None => free_default_port(args.host)?,
+    let listener = handed_listener()?;
+    let port = match (&listener, args.port_pos.or(args.port)) {
+        (Some(l), Some(port)) if port != l.local_addr()?.port() => bail!(
+            "the listening socket handed over (LISTEN_FDS) is on port {}, not {port}; \
+             give no port, or that one",
+            l.local_addr()?.port()
+        ),
+        (Some(l), _) => l.local_addr()?.port(),
+        (None, Some(port)) => port,
+        (None, None) => free_default_port(args.host)?,
     };
     let name = args.name.clone().unwrap_or_else(|| {
         if seed_role {
@@ -230,7 +240,10 @@ fn prepare(
         tracing::debug!("created a new identity in {}", data_dir.display());
     }
     let mut config = NodeConfig::new(secret);
-    config.listen = SocketAddr::new(args.host, port);
+    config.listen = match &listener {
+        Some(l) => l.local_addr()?,
+        None => SocketAddr::new(args.host, port),
+    };
     config.advertise = args.advertise.clone();
     config.name = Some(name);
     config.seed_role = seed_role;
@@ -306,6 +319,7 @@ fn prepare(
     }
     Ok(Prepared {
         config,
+        listener,
         log_file: args.log_file.clone(),
         log_json: args.log_format == "json",
         api: args.api,
@@ -337,6 +351,18 @@ pub(crate) fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
                 path.display()
             )
         })
+}
+
+/// The listening socket handed over by socket activation (systemd's
+/// `LISTEN_FDS`, the first descriptor, 3), if one was: the supervisor (or a
+/// test) binds it, so it can tell others the address before the node runs.
+fn handed_listener() -> Result<Option<std::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Ok(None);
+    }
+    fds.take_tcp_listener(0)
+        .context("LISTEN_FDS is set but descriptor 3 is not a listening TCP socket")
 }
 
 fn check_host_port(text: &str) -> Result<()> {
@@ -401,7 +427,15 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     let listen = prepared.config.listen;
     let seed_role = prepared.config.seed_role;
     let data_dir = prepared.config.data_dir.clone(); // chat history, control file
-    let node = Node::spawn(prepared.config).await.map_err(|e| match e {
+    let chat_mode = !seed_role && !json && chat::on_terminal();
+    // Before the readiness line: a signal sent the moment it is read must
+    // find the node ready to leave gracefully.
+    let mut signals = Signals::watch(chat_mode)?;
+    let spawned = match prepared.listener {
+        Some(listener) => Node::spawn_on(prepared.config, listener).await,
+        None => Node::spawn(prepared.config).await,
+    };
+    let node = spawned.map_err(|e| match e {
         gossipnet_node::NodeError::Bind { .. } => anyhow!(
             "{e}; port {} may be in use: pick another with --port",
             listen.port()
@@ -427,8 +461,8 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     }
     // Terminal chat (cmd::chat): on a terminal, a line editor replaces the
     // plain reader and printer below, and handles signals itself.
-    if !seed_role && !json && chat::on_terminal() {
-        let result = chat::run(node, data_dir.as_deref()).await;
+    if chat_mode {
+        let result = chat::run(node, data_dir.as_deref(), &mut signals).await;
         drop(api);
         return result;
     }
@@ -439,7 +473,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     // A signal, `gossipnet leave` or an admin's shutdown command: each ends
     // in a graceful leave and exit 0.
     tokio::select! {
-        signalled = wait_for_signal() => signalled?,
+        _ = signals.recv() => {}
         _ = node.stopped() => {}
     }
     node.leave().await?;
@@ -570,14 +604,4 @@ fn clock(time_ms: u64) -> String {
                 .to_string()
         })
         .unwrap_or_else(|| "--:--:--".into())
-}
-
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
