@@ -14,7 +14,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{args, bin, free_port, Proc, TempDir, DEADLINE};
+use common::{args, bin, Proc, TempDir, DEADLINE};
 
 /// Pane size: wide enough that a log line (about 110 columns) does not wrap.
 const COLUMNS: &str = "120";
@@ -173,6 +173,20 @@ impl Pane {
         id.unwrap()
     }
 
+    /// The listen address from the readiness line (once it is drawn whole).
+    fn node_addr(&self) -> String {
+        let mut addr = None;
+        self.wait("the readiness line", |screen| {
+            addr = screen.iter().find_map(|l| {
+                let (_, rest) = l.split_once(" listening on ")?;
+                let (addr, id) = rest.split_once(" as ")?;
+                (id.trim().len() == ID_LEN).then(|| addr.trim().to_string())
+            });
+            addr.is_some()
+        });
+        addr.unwrap()
+    }
+
     /// Waits until the program has exited, and returns its exit status.
     fn wait_exit(&self) -> i32 {
         let mut status = None;
@@ -253,19 +267,11 @@ fn a_message_arriving_mid_line_prints_above_the_input_line() {
         return;
     }
     let dir = TempDir::new("chat-typing");
-    let b_port = free_port();
-    let mut b = Proc::start("b", &node_args("node", b_port, &dir, "b", true, &[]));
+    let mut b = Proc::start("b", &node_args("node", 0, &dir, "b", true, &[]));
     let a = Pane::start(
         &dir,
         "a",
-        &node_args(
-            "node",
-            free_port(),
-            &dir,
-            "a",
-            true,
-            &[format!("127.0.0.1:{b_port}")],
-        ),
+        &node_args("node", 0, &dir, "a", true, &[b.addr.clone()]),
     );
     let a_short = a.node_id()[..8].to_string();
     assert!(b.wait_neighbors(1), "b never got a neighbour\n{}", b.logs());
@@ -350,29 +356,22 @@ fn chat_asks_for_a_name_and_carries_direct_messages() {
         return;
     }
     let dir = TempDir::new("chat-dm");
-    let carol_port = free_port();
     // No --name: the chat asks for one.
     let carol = Pane::start(
         &dir,
         "carol",
-        &node_args("chat", carol_port, &dir, "carol", false, &[]),
+        &node_args("chat", 0, &dir, "carol", false, &[]),
     );
     carol.wait_text("Your name:");
     carol.line("carol");
     let carol_id = carol.node_id();
     carol.wait_text("gossipnet node carol listening on");
+    let carol_addr = carol.node_addr();
 
     let dave = Pane::start(
         &dir,
         "dave",
-        &node_args(
-            "chat",
-            free_port(),
-            &dir,
-            "dave",
-            true,
-            &[format!("127.0.0.1:{carol_port}")],
-        ),
+        &node_args("chat", 0, &dir, "dave", true, &[carol_addr]),
     );
     let dave_id = dave.node_id();
     dave.wait_text("neighbor up");

@@ -11,8 +11,9 @@
 mod common;
 
 use common::testnet::{api_get, overlay, poll, signal, str_field, Testnet, POLL, REQUEST};
-use common::{free_port, TempDir};
+use common::TempDir;
 use serde_json::{json, Value};
+use std::io::BufRead;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -99,7 +100,7 @@ fn exercise(net: &Testnet, browser: &Browser) {
     assert_eq!(dom[2], node1["id"], "the node marked as me: {dom}");
 
     // 3. A line typed into the page reaches another node.
-    let marker = format!("dashboard marker {}-{}", std::process::id(), free_port());
+    let marker = format!("dashboard marker {}", common::unique());
     let input = browser.find("#text").unwrap();
     browser.type_into(&input, &marker).unwrap();
     let button = browser.find("#send button").unwrap();
@@ -191,15 +192,27 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        let port = free_port();
         let profile = TempDir::new("dashboard-chromium");
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver binds a port of the kernel's choice and says
+        // which on its standard output.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let mut out = std::io::BufReader::new(driver.stdout.take().unwrap()).lines();
+        let port = out
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                let rest = l.split(" started successfully on port ").nth(1)?;
+                rest.trim_end_matches('.').trim().parse::<u16>().ok()
+            })
+            .expect("chromedriver never said which port it listens on");
+        // Keep reading, so chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || out.for_each(drop));
         let mut browser = Browser {
             driver,
             base: format!("http://127.0.0.1:{port}"),

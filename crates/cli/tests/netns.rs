@@ -46,10 +46,10 @@ fn can_use_netns() -> Option<&'static str> {
 /// A short tag unique to this test process and call, for interface and
 /// namespace names (interface names are at most 15 bytes).
 fn tag() -> String {
-    format!(
-        "{:x}",
-        (std::process::id() % 0xffff) as u16 ^ (common::free_port() >> 1)
-    )
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Twelve bits of the process id and four of a counter: four hex digits.
+    format!("{:x}", ((std::process::id() & 0xfff) << 4) | (n & 0xf))
 }
 
 impl Hosts {

@@ -1,13 +1,17 @@
 //! Real nodes on a real network: `gossipnet node` and `gossipnet seed`
 //! processes on loopback, with real TCP, Noise handshakes and SQLite.
 //!
-//! Each test starts its own processes on ports the kernel handed out, and
-//! waits for what it checks by watching their output with deadlines. Every
-//! process is killed when its test ends, pass or fail.
+//! Each test starts its own processes on ports the kernel handed out (port
+//! 0, read back from the readiness line; or, where nodes must know each
+//! other's addresses before they start, a listening socket the test binds
+//! and hands over), and waits for what it checks by watching their output
+//! with deadlines. Every process is killed when its test ends, pass or fail.
 
 mod common;
 
-use common::{args, established_to, exchange_all, free_port, Proc, TempDir};
+use std::net::TcpListener;
+
+use common::{args, established_to, exchange_all, listener, port_of, Proc, TempDir};
 
 fn node_args(port: u16, dir: &TempDir, name: &str, extra: &[String]) -> Vec<String> {
     let mut a = args(&[
@@ -31,14 +35,18 @@ fn peer(port: u16) -> String {
 }
 
 /// Nodes a, b, c started as `gossipnet node 8001 127.0.0.1:8002
-/// 127.0.0.1:8003` and its two rotations, on ports the kernel handed out.
+/// 127.0.0.1:8003` and its two rotations, on ports the kernel handed out
+/// (each node is handed its bound listening socket).
 fn classic_three(dir: &TempDir) -> Vec<Proc> {
-    let ports = [free_port(), free_port(), free_port()];
+    let listeners: Vec<TcpListener> = (0..3).map(|_| listener()).collect();
+    let ports: Vec<u16> = listeners.iter().map(port_of).collect();
     let names = ["a", "b", "c"];
-    (0..3)
-        .map(|i| {
+    listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
             let others = [peer(ports[(i + 1) % 3]), peer(ports[(i + 2) % 3])];
-            Proc::start(names[i], &node_args(ports[i], dir, names[i], &others))
+            Proc::start_on(names[i], &node_args(ports[i], dir, names[i], &others), l)
         })
         .collect()
 }
@@ -72,8 +80,11 @@ fn write_config(dir: &TempDir, seeds: &[u16], extra: &str) -> String {
     path
 }
 
-fn start_seed(dir: &TempDir, name: &str, port: u16, config: &str) -> Proc {
-    Proc::start(
+/// A seed on the listening socket `l` (its address is in the config, so
+/// it is bound before the config is written).
+fn start_seed(dir: &TempDir, name: &str, l: TcpListener, config: &str) -> Proc {
+    let port = port_of(&l);
+    Proc::start_on(
         name,
         &args(&[
             "seed",
@@ -85,24 +96,26 @@ fn start_seed(dir: &TempDir, name: &str, port: u16, config: &str) -> Proc {
             "--data-dir",
             &dir.join(name),
         ]),
+        l,
     )
 }
 
 #[test]
 fn seeds_form_one_overlay_that_survives_five_crashes() {
     let dir = TempDir::new("seeds");
-    let seed_ports = [free_port(), free_port()];
+    let seed_listeners = [listener(), listener()];
+    let seed_ports: Vec<u16> = seed_listeners.iter().map(port_of).collect();
     let config = write_config(&dir, &seed_ports, "");
-    let seeds: Vec<Proc> = seed_ports
-        .iter()
+    let seeds: Vec<Proc> = seed_listeners
+        .into_iter()
         .enumerate()
-        .map(|(i, p)| start_seed(&dir, &format!("seed{i}"), *p, &config))
+        .map(|(i, l)| start_seed(&dir, &format!("seed{i}"), l, &config))
         .collect();
     let mut nodes: Vec<Proc> = (0..20)
         .map(|i| {
             let name = format!("n{i:02}");
             let cfg = args(&["--config", &config]);
-            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+            Proc::start(&name, &node_args(0, &dir, &name, &cfg))
         })
         .collect();
     for n in &nodes {
@@ -154,14 +167,14 @@ fn seeds_form_one_overlay_that_survives_five_crashes() {
 #[test]
 fn a_restarted_node_keeps_its_id_and_rejoins_from_its_address_book() {
     let dir = TempDir::new("restart");
-    let seed_port = free_port();
-    let config = write_config(&dir, &[seed_port], "");
-    let mut seed = start_seed(&dir, "seed", seed_port, &config);
+    let seed_listener = listener();
+    let config = write_config(&dir, &[port_of(&seed_listener)], "");
+    let mut seed = start_seed(&dir, "seed", seed_listener, &config);
     let cfg = args(&["--config", &config]);
     let mut nodes: Vec<Proc> = (0..4)
         .map(|i| {
             let name = format!("r{i}");
-            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+            Proc::start(&name, &node_args(0, &dir, &name, &cfg))
         })
         .collect();
     for n in &nodes {
@@ -172,14 +185,13 @@ fn a_restarted_node_keeps_its_id_and_rejoins_from_its_address_book() {
         assert!(n.wait_output("warm up"), "{}", n.logs());
     }
     let mut leaver = nodes.remove(0);
-    let (id, addr) = (leaver.id.clone(), leaver.addr.clone());
+    let id = leaver.id.clone();
     assert!(leaver.terminate().success());
     assert!(seed.terminate().success());
     // Same data dir and network, no peers, no seeds: only the address book
-    // is left.
-    let port = addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    // is left. (A new port: the book is what it dials out from.)
     let same_network = args(&["--network-id", "testnet"]);
-    let mut back = Proc::start("r0-again", &node_args(port, &dir, "r0", &same_network));
+    let mut back = Proc::start("r0-again", &node_args(0, &dir, "r0", &same_network));
     assert_eq!(back.id, id, "the restarted node has a new identity");
     assert!(back.wait_neighbors(1), "{}", back.logs());
     back.say("i am back");
@@ -210,25 +222,25 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
         "network_id = \"alpha\"\n[limits]\nhandshake_timeout_ms = 500\n",
     )
     .unwrap();
-    let pa = free_port();
     let a = Proc::start(
         "a",
         &node_args(
-            pa,
+            0,
             &dir,
             "a",
             &args(&["--config", &cfg_path, "--psk-file", &psk_a]),
         ),
     );
+    let a_addr = a.addr.clone();
 
     // Another network.
     let wrong_net = Proc::start(
         "wrong-net",
         &node_args(
-            free_port(),
+            0,
             &dir,
             "wrong-net",
-            &args(&["--network-id", "beta", "--psk-file", &psk_a, &peer(pa)]),
+            &args(&["--network-id", "beta", "--psk-file", &psk_a, &a_addr]),
         ),
     );
     assert!(
@@ -246,10 +258,10 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
     let wrong_key = Proc::start(
         "wrong-key",
         &node_args(
-            free_port(),
+            0,
             &dir,
             "wrong-key",
-            &args(&["--network-id", "alpha", "--psk-file", &psk_b, &peer(pa)]),
+            &args(&["--network-id", "alpha", "--psk-file", &psk_b, &a_addr]),
         ),
     );
     assert!(a.wait_log(&["refused", "pre-shared key"]), "{}", a.logs());
@@ -260,7 +272,7 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
     );
 
     // Garbage instead of a handshake.
-    let mut garbage = std::net::TcpStream::connect(peer(pa)).unwrap();
+    let mut garbage = std::net::TcpStream::connect(&a_addr).unwrap();
     garbage
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -271,7 +283,7 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
     );
 
     // A handshake that stalls.
-    let stall = std::net::TcpStream::connect(peer(pa)).unwrap();
+    let stall = std::net::TcpStream::connect(&a_addr).unwrap();
     assert!(a.wait_log(&["refused", "timed out"]), "{}", a.logs());
     drop(stall);
 
@@ -279,10 +291,10 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
     let mut good = Proc::start(
         "good",
         &node_args(
-            free_port(),
+            0,
             &dir,
             "good",
-            &args(&["--network-id", "alpha", "--psk-file", &psk_a, &peer(pa)]),
+            &args(&["--network-id", "alpha", "--psk-file", &psk_a, &a_addr]),
         ),
     );
     let mut a = a;
@@ -298,9 +310,10 @@ fn bad_peers_are_refused_and_good_ones_still_served() {
 #[test]
 fn two_nodes_dialling_each_other_at_once_keep_one_link() {
     let dir = TempDir::new("simul");
-    let (pa, pb) = (free_port(), free_port());
-    let mut a = Proc::start("a", &node_args(pa, &dir, "a", &[peer(pb)]));
-    let mut b = Proc::start("b", &node_args(pb, &dir, "b", &[peer(pa)]));
+    let (la, lb) = (listener(), listener());
+    let (pa, pb) = (port_of(&la), port_of(&lb));
+    let mut a = Proc::start_on("a", &node_args(pa, &dir, "a", &[peer(pb)]), la);
+    let mut b = Proc::start_on("b", &node_args(pb, &dir, "b", &[peer(pa)]), lb);
     assert!(a.wait_neighbors(1), "{}", a.logs());
     assert!(b.wait_neighbors(1), "{}", b.logs());
     a.say("ping over the one link");
@@ -322,20 +335,20 @@ fn two_nodes_dialling_each_other_at_once_keep_one_link() {
 #[test]
 fn a_leaving_node_is_replaced_without_waiting_for_a_timeout() {
     let dir = TempDir::new("leave");
-    let seed_port = free_port();
+    let seed_listener = listener();
     // Liveness timeouts far beyond the test: only the leave itself can
     // tell the neighbours.
     let config = write_config(
         &dir,
-        &[seed_port],
+        &[port_of(&seed_listener)],
         "[protocol]\nping_after_ms = 600000\ndead_after_ms = 900000\n",
     );
-    let _seed = start_seed(&dir, "seed", seed_port, &config);
+    let _seed = start_seed(&dir, "seed", seed_listener, &config);
     let cfg = args(&["--config", &config]);
     let mut nodes: Vec<Proc> = (0..6)
         .map(|i| {
             let name = format!("l{i}");
-            Proc::start(&name, &node_args(free_port(), &dir, &name, &cfg))
+            Proc::start(&name, &node_args(0, &dir, &name, &cfg))
         })
         .collect();
     for n in &nodes {
@@ -403,15 +416,14 @@ fn a_direct_message_reaches_its_recipient_only() {
 #[test]
 fn a_direct_message_is_relayed_when_no_direct_link_can_be_made() {
     let dir = TempDir::new("dm-relay");
-    let (pa, pb, pc) = (free_port(), free_port(), free_port());
     // c publishes an address nobody can dial, so a cannot link to it: the
     // only way from a to c is through b.
-    let dead_end = format!("127.0.0.1:{}", free_port());
-    let b = Proc::start("b", &node_args(pb, &dir, "b", &[]));
-    let mut a = Proc::start("a", &node_args(pa, &dir, "a", &[peer(pb)]));
+    let (_held, dead_end) = common::undialable();
+    let b = Proc::start("b", &node_args(0, &dir, "b", &[]));
+    let mut a = Proc::start("a", &node_args(0, &dir, "a", std::slice::from_ref(&b.addr)));
     let c = Proc::start(
         "c",
-        &node_args(pc, &dir, "c", &args(&["--advertise", &dead_end, &peer(pb)])),
+        &node_args(0, &dir, "c", &args(&["--advertise", &dead_end, &b.addr])),
     );
     assert!(a.wait_neighbors(1) && c.wait_neighbors(1) && b.wait_neighbors(2));
     a.say("warm up");
@@ -426,4 +438,47 @@ fn a_direct_message_is_relayed_when_no_direct_link_can_be_made() {
     a.say("after the relayed dm");
     assert!(b.wait_output("after the relayed dm"));
     nobody_else_saw(&[&b], "relayed secret 42");
+}
+
+/// A supervisor may signal a node the moment it reads the readiness line.
+/// The node must already be watching for the signal then, and leave
+/// gracefully (exit 0) instead of being killed by its default action. The
+/// signal is sent from the thread that reads the line, with no process in
+/// between, to make the window as narrow as a supervisor's.
+#[test]
+fn a_sigterm_right_after_the_readiness_line_is_a_graceful_leave() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("early-term");
+    for i in 0..20 {
+        let name = format!("t{i}");
+        let mut child = Command::new(common::bin())
+            .args(node_args(0, &dir, &name, &[]))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gossipnet");
+        let pid = Pid::from_raw(child.id() as i32);
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read stderr");
+            let ready = line.contains(" listening on ");
+            seen.push(line);
+            if ready {
+                kill(pid, Signal::SIGTERM).expect("signal the node");
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        let status = child.wait().expect("wait for the node");
+        assert!(
+            status.success(),
+            "run {i}: the node did not leave gracefully ({status}); stderr:\n{}",
+            seen.join("\n")
+        );
+    }
 }

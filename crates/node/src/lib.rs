@@ -210,7 +210,7 @@ pub struct Node {
 
 impl Node {
     /// Binds the listener, opens the data directory, and starts the node.
-    pub async fn spawn(mut config: NodeConfig) -> Result<Node, NodeError> {
+    pub async fn spawn(config: NodeConfig) -> Result<Node, NodeError> {
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -218,6 +218,29 @@ impl Node {
                     addr: config.listen,
                     source,
                 })?;
+        Self::start(config, listener).await
+    }
+
+    /// Starts the node on a listening socket bound elsewhere (handed over
+    /// by a supervisor's socket activation, say); `config.listen` is
+    /// replaced by the socket's address.
+    pub async fn spawn_on(
+        mut config: NodeConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Node, NodeError> {
+        let bind_error = |addr, source| NodeError::Bind { addr, source };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| bind_error(config.listen, e))?;
+        config.listen = addr;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| bind_error(addr, e))?;
+        let listener = TcpListener::from_std(listener).map_err(|e| bind_error(addr, e))?;
+        Self::start(config, listener).await
+    }
+
+    async fn start(mut config: NodeConfig, listener: TcpListener) -> Result<Node, NodeError> {
         let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
             addr: config.listen,
             source,

@@ -22,13 +22,43 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gossipnet")
 }
 
-/// A free TCP port on loopback (the kernel's choice; released at once, so a
-/// process started right after can bind it).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// A listening socket on loopback, on a port the kernel picked. It is held
+/// from here until the node it is handed to ([`Proc::start_on`]) owns it,
+/// so no other process can take the port in between; tests use it where
+/// nodes must know each other's addresses before they start. Everywhere
+/// else a node listens on port 0 and the test reads its address back from
+/// the readiness line.
+pub fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener")
+}
+
+/// The port of a listener.
+pub fn port_of(listener: &TcpListener) -> u16 {
+    listener.local_addr().expect("listener address").port()
+}
+
+/// An address nobody can dial: a loopback socket bound to a port but never
+/// listening, so connections to it are refused, and held by the caller (in
+/// the returned socket) so no other process can start listening there.
+pub fn undialable() -> (socket2::Socket, String) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("bind a loopback port");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("bound address");
+    (socket, addr.to_string())
+}
+
+/// A tag unique to this test process and call (for file, namespace and
+/// marker names).
+pub fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
 }
 
 /// Lines a process wrote to one stream, with a condition variable to wait
@@ -86,8 +116,24 @@ impl Proc {
         Self::start_in(None, name, args)
     }
 
+    /// Starts `gossipnet ARGS` on a listening socket bound by the test
+    /// (handed over as descriptor 3 with `LISTEN_FDS=1`, as systemd's socket
+    /// activation does), and waits for its readiness line.
+    pub fn start_on(name: &str, args: &[String], listener: TcpListener) -> Proc {
+        Self::spawn(None, name, args, Some(listener))
+    }
+
     /// Starts `gossipnet ARGS` inside a network namespace (`ip netns exec`).
     pub fn start_in(netns: Option<&str>, name: &str, args: &[String]) -> Proc {
+        Self::spawn(netns, name, args, None)
+    }
+
+    fn spawn(
+        netns: Option<&str>,
+        name: &str,
+        args: &[String],
+        listener: Option<TcpListener>,
+    ) -> Proc {
         let mut command = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -96,6 +142,16 @@ impl Proc {
             }
             None => Command::new(bin()),
         };
+        if let Some(listener) = listener {
+            use command_fds::{CommandFdExt, FdMapping};
+            command
+                .fd_mappings(vec![FdMapping {
+                    parent_fd: listener.into(),
+                    child_fd: 3,
+                }])
+                .expect("one descriptor mapping")
+                .env("LISTEN_FDS", "1");
+        }
         let mut child = command
             .args(args)
             .env("RUST_LOG", "info")
@@ -250,11 +306,7 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "gossipnet-test-{tag}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let path = std::env::temp_dir().join(format!("gossipnet-test-{tag}-{}", unique()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
