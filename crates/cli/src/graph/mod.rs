@@ -17,21 +17,17 @@
 use std::fmt::{self, Write as _};
 
 use gossipnet_node::crawl::{CrawledNode, Topology};
-use gossipnet_proto::NodeId;
 
 mod analysis;
+mod dot;
 #[cfg(test)]
 mod test_support;
+mod text;
 
 pub use analysis::{summarize, Summary};
 use analysis::{summary_of, Graph};
-
-/// Width of the label column in [`render_text`], wide enough for
-/// "unreachable" and two spaces.
-const TEXT_LABEL_WIDTH: usize = 13;
-/// Unreachable nodes listed by id in [`render_text`]; past this the report
-/// gives only the count, so a crawl of a broken network stays readable.
-const TEXT_MAX_LISTED: usize = 16;
+pub use dot::to_dot;
+pub use text::render_text;
 
 /// Layout steps. Enough for a few hundred nodes to settle from random
 /// positions; more mostly polishes what is already readable.
@@ -111,112 +107,6 @@ const SEED_LINK_FADE: f64 = 6.0;
 const SEED_LINK_MIN_OPACITY: f64 = 0.2;
 const SEED_LINK_MAX_OPACITY: f64 = 0.6;
 const COLOUR_TEXT: &str = "#333333";
-
-/// The summary as a few aligned lines, one figure each.
-pub fn render_text(s: &Summary) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = write_text(&mut out, s);
-    out
-}
-
-fn write_text(out: &mut String, s: &Summary) -> fmt::Result {
-    let w = TEXT_LABEL_WIDTH;
-    writeln!(out, "{:<w$}{}", "nodes", s.nodes)?;
-    writeln!(out, "{:<w$}{}", "seeds", s.seeds)?;
-    writeln!(out, "{:<w$}{}", "links", s.links)?;
-    writeln!(
-        out,
-        "{:<w$}min {}  avg {:.1}  max {}",
-        "degree", s.degree_min, s.degree_avg, s.degree_max
-    )?;
-    writeln!(out, "{:<w$}{}", "components", s.components)?;
-    match s.diameter {
-        Some(d) => writeln!(out, "{:<w$}{d}", "diameter")?,
-        None => writeln!(out, "{:<w$}-", "diameter")?,
-    }
-    write!(out, "{:<w$}{}", "unreachable", s.unreachable.len())?;
-    if !s.unreachable.is_empty() {
-        let listed: Vec<String> = s
-            .unreachable
-            .iter()
-            .take(TEXT_MAX_LISTED)
-            .map(NodeId::short)
-            .collect();
-        write!(out, "  {}", listed.join(" "))?;
-        let more = s.unreachable.len().saturating_sub(TEXT_MAX_LISTED);
-        if more > 0 {
-            write!(out, " and {more} more")?;
-        }
-    }
-    writeln!(out)?;
-    match s.estimate {
-        Some(e) => writeln!(out, "{:<w$}{e:.1}", "estimate")?,
-        None => writeln!(out, "{:<w$}-", "estimate")?,
-    }
-    writeln!(out, "{:<w$}{:.2} s", "crawl", s.elapsed_ms as f64 / 1000.0)
-}
-
-/// The topology as an undirected Graphviz graph: one line per node and per
-/// link. Seeds are boxes, the node the crawl started from is filled, seed
-/// links are dashed, nodes that did not answer are left out. Lays out well
-/// with `neato` or `sfdp` for large crawls, `dot` for small ones.
-pub fn to_dot(t: &Topology) -> String {
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = write_dot(&mut out, t, &Graph::new(t));
-    out
-}
-
-fn write_dot(out: &mut String, t: &Topology, graph: &Graph<'_>) -> fmt::Result {
-    writeln!(out, "graph gossipnet {{")?;
-    writeln!(out, "  graph [overlap=false];")?;
-    writeln!(out, "  node [shape=ellipse, fontsize=10];")?;
-    writeln!(out, "  edge [color=\"{COLOUR_SEED_LINK}\"];")?;
-    for (i, node) in graph.vertices.iter().enumerate() {
-        let short = node.id.short();
-        let label = match &node.name {
-            Some(name) if !name.trim().is_empty() => format!("{}\\n{short}", dot_escape(name)),
-            _ => short,
-        };
-        let mut attrs = format!("label=\"{label}\"");
-        if graph.is_seed(i) {
-            attrs.push_str(", shape=box");
-        }
-        if node.id == t.from {
-            attrs.push_str(&format!(", style=filled, fillcolor=\"{COLOUR_ME}\""));
-        }
-        writeln!(out, "  \"{}\" [{attrs}];", node.id)?;
-    }
-    for &(a, b) in &graph.links {
-        writeln!(
-            out,
-            "  \"{}\" -- \"{}\";",
-            graph.vertices[a].id, graph.vertices[b].id
-        )?;
-    }
-    for &(a, b) in &graph.seed_links {
-        let (a, b) = (graph.vertices[a].id, graph.vertices[b].id);
-        writeln!(out, "  \"{a}\" -- \"{b}\" [style=dashed];")?;
-    }
-    writeln!(out, "}}")
-}
-
-/// Text for inside a quoted DOT string. Backslashes are doubled so a name
-/// cannot smuggle in Graphviz escapes; control characters become spaces so
-/// every node stays on one line.
-fn dot_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The topology as a standalone SVG picture, laid out by a force-directed
 /// layout seeded with `seed`: the same topology and seed give the same
@@ -897,68 +787,6 @@ mod tests {
         assert!(!dot.contains(&id(5).to_string()));
         assert_eq!(count(&dot, " -- "), 5);
         assert_eq!(count(&dot, "shape=box"), 1);
-    }
-
-    #[test]
-    fn text_report() {
-        let mut t = topology(6, &ring(6));
-        t.nodes.push(CrawledNode {
-            reachable: false,
-            ..node(7)
-        });
-        t.nodes[0].size_estimate = Some(19.66);
-        let text = render_text(&summarize(&t));
-        assert!(text.contains("nodes        6\n"), "{text}");
-        assert!(
-            text.contains("degree       min 2  avg 2.0  max 2\n"),
-            "{text}"
-        );
-        assert!(text.contains("components   1\n"), "{text}");
-        assert!(text.contains("diameter     3\n"), "{text}");
-        assert!(
-            text.contains(&format!("unreachable  1  {}\n", id(7).short())),
-            "{text}"
-        );
-        assert!(text.contains("estimate     19.7\n"), "{text}");
-        assert!(text.ends_with("crawl        0.31 s\n"), "{text}");
-    }
-
-    #[test]
-    fn text_report_cuts_a_long_unreachable_list() {
-        let mut t = topology(1, &[]);
-        t.nodes.extend((1..=40).map(|i| CrawledNode {
-            reachable: false,
-            ..node(i)
-        }));
-        let text = render_text(&summarize(&t));
-        assert!(text.contains("unreachable  40  "), "{text}");
-        assert!(text.contains(" and 24 more\n"), "{text}");
-    }
-
-    #[test]
-    fn dot_has_one_line_per_link() {
-        let t = random_topology(30, 70, 2, 3);
-        let dot = to_dot(&t);
-        assert!(dot.starts_with("graph gossipnet {\n"));
-        assert!(dot.trim_end().ends_with('}'));
-        let edges: Vec<&str> = dot.lines().filter(|l| l.contains(" -- ")).collect();
-        assert_eq!(edges.iter().filter(|l| !l.contains("dashed")).count(), 70);
-        assert_eq!(
-            edges.iter().filter(|l| l.contains("style=dashed")).count(),
-            30
-        );
-        assert_eq!(count(&dot, "shape=box"), 2);
-        assert_eq!(count(&dot, "style=filled"), 1);
-        assert!(dot.contains(&format!("label=\"node-5\\n{}\"", id(5).short())));
-    }
-
-    #[test]
-    fn dot_escapes_names() {
-        let mut t = topology(1, &[]);
-        t.nodes[0].name = Some("a\"b\\c\nd".into());
-        let dot = to_dot(&t);
-        assert!(dot.contains("label=\"a\\\"b\\\\c d\\n"), "{dot}");
-        assert_eq!(dot.lines().count(), 6);
     }
 
     #[test]
