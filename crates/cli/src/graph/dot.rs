@@ -7,7 +7,8 @@ use std::fmt::{self, Write as _};
 
 use gossipnet_node::crawl::Topology;
 
-use super::{Graph, COLOUR_ME, COLOUR_SEED_LINK};
+use super::analysis::Graph;
+use super::svg::{COLOUR_ME, COLOUR_SEED_LINK};
 
 /// The topology as an undirected Graphviz graph: one line per node and per
 /// link. Seeds are boxes, the node the crawl started from is filled, seed

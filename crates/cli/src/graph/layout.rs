@@ -8,8 +8,9 @@
 //! quadtree ([`super::quadtree`]). Every loop runs in index order, so a
 //! seed gives the same positions on every run and platform.
 
+use super::analysis::Graph;
 use super::quadtree;
-use super::{Graph, XorShift};
+use super::XorShift;
 
 /// Layout steps. Enough for a few hundred nodes to settle from random
 /// positions; more mostly polishes what is already readable.
