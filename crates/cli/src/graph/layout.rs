@@ -8,9 +8,11 @@
 //! quadtree ([`super::quadtree`]). Every loop runs in index order, so a
 //! seed gives the same positions on every run and platform.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use super::analysis::Graph;
 use super::quadtree;
-use super::XorShift;
 
 /// Layout steps. Enough for a few hundred nodes to settle from random
 /// positions; more mostly polishes what is already readable.
@@ -60,13 +62,15 @@ pub(super) fn place(graph: &Graph<'_>, seed: u64) -> Vec<(f64, f64)> {
 /// Positions for `n` nodes joined by weighted `edges`, in layout units
 /// where the ideal link length is 1, centred near the origin.
 fn layout(n: usize, edges: &[(usize, usize, f64)], seed: u64) -> Vec<(f64, f64)> {
-    let mut rng = XorShift::new(seed);
+    // ChaCha8 gives the same stream for a seed on every platform, so a
+    // seed stays a name for one picture.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let spread = (n as f64).sqrt().max(1.0);
     let mut pos: Vec<(f64, f64)> = (0..n)
         .map(|_| {
             (
-                (rng.next_f64() - 0.5) * spread,
-                (rng.next_f64() - 0.5) * spread,
+                (rng.gen::<f64>() - 0.5) * spread,
+                (rng.gen::<f64>() - 0.5) * spread,
             )
         })
         .collect();

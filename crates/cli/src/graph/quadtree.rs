@@ -173,13 +173,14 @@ struct Square {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::XorShift;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     #[test]
     fn quadtree_cells_hold_their_nodes() {
-        let mut rng = XorShift::new(4);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
         let pos: Vec<(f64, f64)> = (0..300)
-            .map(|_| (rng.next_f64() * 10.0, rng.next_f64() * 3.0))
+            .map(|_| (rng.gen::<f64>() * 10.0, rng.gen::<f64>() * 3.0))
             .collect();
         let tree = Quadtree::new(&pos);
         assert_eq!(tree.cells[0].len, pos.len());

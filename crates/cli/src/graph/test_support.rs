@@ -7,15 +7,13 @@
 use gossipnet_node::crawl::{CrawledNode, Topology};
 use gossipnet_proto::NodeId;
 
-use super::XorShift;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// A made-up id: the layout and the figures never look inside one.
 pub(super) fn id(i: u64) -> NodeId {
-    let mut rng = XorShift::new(i);
     let mut bytes = [0u8; 32];
-    for chunk in bytes.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
-    }
+    ChaCha8Rng::seed_from_u64(i).fill_bytes(&mut bytes);
     NodeId::from_bytes(bytes)
 }
 
@@ -57,11 +55,11 @@ pub(super) fn ring(n: u64) -> Vec<(u64, u64)> {
 /// `n` nodes with `links` distinct random links, and `seeds` seeds
 /// (ids n..n+seeds) each node keeps one link to.
 pub(super) fn random_topology(n: u64, links: usize, seeds: u64, rng_seed: u64) -> Topology {
-    let mut rng = XorShift::new(rng_seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
     let mut pairs: Vec<(u64, u64)> = Vec::new();
     while pairs.len() < links {
-        let a = rng.next_u64() % n;
-        let b = rng.next_u64() % n;
+        let a = rng.gen_range(0..n);
+        let b = rng.gen_range(0..n);
         let pair = (a.min(b), a.max(b));
         if a != b && !pairs.contains(&pair) {
             pairs.push(pair);
