@@ -1,11 +1,12 @@
 //! What a crawl found, as numbers and as pictures. [`summarize`] reduces a
-//! [`Topology`] to the figures that say whether the overlay is healthy
-//! (one component, degrees close to the active-view size, a small diameter)
-//! and [`render_text`] prints them; [`to_dot`] writes the graph for Graphviz
-//! and [`to_svg`] draws it on its own, with a force-directed layout done
-//! here (Fruchterman and Reingold, "Graph Drawing by Force-directed
-//! Placement", Software: Practice and Experience 21(11), 1991) from a seeded
-//! generator, so the same crawl and seed always give the same picture.
+//! [`Topology`](gossipnet_node::crawl::Topology) to the figures that say
+//! whether the overlay is healthy (one component, degrees close to the
+//! active-view size, a small diameter) and [`render_text`] prints them;
+//! [`to_dot`] writes the graph for Graphviz and [`to_svg`] draws it on its
+//! own, with a force-directed layout done here (Fruchterman and Reingold,
+//! "Graph Drawing by Force-directed Placement", Software: Practice and
+//! Experience 21(11), 1991) from a seeded generator, so the same crawl and
+//! seed always give the same picture.
 //!
 //! The figures are about the overlay: nodes that answered the crawl and the
 //! links between them. Seeds are drawn but are not part of the overlay, so
