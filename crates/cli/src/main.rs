@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod api;
 mod cmd;
 mod graph;
+mod logging;
 mod signals;
+mod util;
 
 /// gossipnet: a peer-to-peer gossip network.
 #[derive(Debug, Parser)]
@@ -54,7 +56,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Node(a) => cmd::node::run_node(a),
-        Command::Chat(a) => cmd::chat::run_chat(a),
+        Command::Chat(a) => cmd::node::run_chat(a),
         Command::Seed(a) => cmd::node::run_seed(a),
         Command::Testnet(a) => cmd::testnet::run(a),
         Command::Status(t) => cmd::ctl::status(t),

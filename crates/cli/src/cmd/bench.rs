@@ -176,7 +176,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let killed = args.check()?;
     // Every node holds a listener and two sockets per link in this one
     // process, which can pass the usual soft limit of 1024 descriptors.
-    super::node::raise_fd_limit();
+    crate::util::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

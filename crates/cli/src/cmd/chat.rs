@@ -20,13 +20,12 @@
 //!   since the terminal is in raw mode), `/quit`, SIGINT, SIGTERM and SIGHUP
 //!   all leave the network gracefully and exit 0.
 //!
-//! Logs: tracing writes through [`log_writer`], which sends each line to the
-//! printer while a chat runs and to standard error otherwise.
+//! Logs: while a chat runs, [`crate::logging`] sends each log line to the
+//! printer; otherwise to standard error.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -39,9 +38,10 @@ use rustyline::{Config, DefaultEditor, ExternalPrinter};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::node::{self, NodeArgs};
 use crate::graph;
+use crate::logging;
 use crate::signals::Signals;
+use crate::util::clock;
 
 /// Lines waiting for the printer. Absorbs a burst of messages; when it is
 /// full, log lines are dropped (logging must never stall the node) and other
@@ -64,31 +64,13 @@ const PRINTER_DRAIN: Duration = Duration::from_secs(2);
 /// The input prompt.
 const PROMPT: &str = "> ";
 
-/// The printer's queue while a chat runs; `None` sends logs to standard
-/// error. Global because the tracing subscriber is set up once, before the
-/// chat starts, and outlives it.
-static LOG_SINK: Mutex<Option<mpsc::Sender<String>>> = Mutex::new(None);
-
 /// Whether a node should run the terminal chat: both standard input and
 /// standard output are a terminal.
 pub fn on_terminal() -> bool {
     std::io::stdin().is_terminal() && std::io::stdout().is_terminal()
 }
 
-/// `gossipnet chat`: `gossipnet node` that asks for a name when none was
-/// given (on a terminal).
-pub fn run_chat(mut args: NodeArgs) -> Result<()> {
-    if args.name().is_none() && on_terminal() {
-        match ask_name()? {
-            NameAnswer::Name(name) => args.set_name(name),
-            NameAnswer::Default => {}
-            NameAnswer::Cancelled => return Ok(()),
-        }
-    }
-    node::run_node(args)
-}
-
-enum NameAnswer {
+pub(crate) enum NameAnswer {
     Name(String),
     /// An empty answer: the node's default name.
     Default,
@@ -96,7 +78,7 @@ enum NameAnswer {
     Cancelled,
 }
 
-fn ask_name() -> Result<NameAnswer> {
+pub(crate) fn ask_name() -> Result<NameAnswer> {
     let mut editor = DefaultEditor::new().context("cannot use the terminal")?;
     loop {
         match editor.readline("Your name: ") {
@@ -122,46 +104,6 @@ fn check_name(name: &str) -> Result<&str, String> {
         Err("a name cannot hold control characters".to_string())
     } else {
         Ok(name)
-    }
-}
-
-/// The writer tracing logs through (see the module docs). Each log event is
-/// gathered whole and sent when the writer is dropped, so a line is never
-/// split around the input line.
-pub fn log_writer() -> LogWriter {
-    LogWriter(Vec::new())
-}
-
-/// One log event on its way to the chat printer or standard error.
-#[derive(Debug)]
-pub struct LogWriter(Vec<u8>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for LogWriter {
-    fn drop(&mut self) {
-        if self.0.is_empty() {
-            return;
-        }
-        let sink = LOG_SINK.lock().unwrap_or_else(|e| e.into_inner());
-        match sink.as_ref() {
-            Some(tx) => {
-                let text = String::from_utf8_lossy(&self.0);
-                let _ = tx.try_send(text.trim_end().to_string());
-            }
-            None => {
-                let _ = std::io::stderr().write_all(&self.0);
-            }
-        }
     }
 }
 
@@ -220,7 +162,7 @@ pub async fn run(node: Node, data_dir: Option<&Path>, signals: &mut Signals) -> 
         .name("chat-input".into())
         .spawn(move || read_lines(editor, history, line_tx))
         .context("cannot start the input thread")?;
-    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(out_tx.clone());
+    logging::divert(Some(out_tx.clone()));
     let printer_task = tokio::spawn(print_output(
         node.clone(),
         printer,
@@ -244,7 +186,7 @@ pub async fn run(node: Node, data_dir: Option<&Path>, signals: &mut Signals) -> 
     // Dropping every sender ends the printer once it has printed all that
     // was queued; only then is the terminal handed back. Bounded, because a
     // terminal paused with Ctrl-S would block the printer's writes.
-    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    logging::divert(None);
     drop(out_tx);
     let _ = tokio::time::timeout(PRINTER_DRAIN, printer_task).await;
     exit?;
@@ -380,19 +322,6 @@ fn direct_line(d: &DirectMessage) -> String {
         d.from.short(),
         sanitize(&d.text)
     )
-}
-
-/// Unix milliseconds as local `hh:mm:ss`.
-fn clock(time_ms: u64) -> String {
-    i64::try_from(time_ms)
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "--:--:--".into())
 }
 
 /// Handles typed lines until the user quits or a signal arrives.

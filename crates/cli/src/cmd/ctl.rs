@@ -695,7 +695,7 @@ fn write_secret(path: &Path, hex: &str) -> Result<()> {
 
 /// Reads an admin key file (as `network init` writes it).
 fn read_secret(path: &Path) -> Result<SecretKey> {
-    let bytes = super::node::read_hex32(path, "admin key file")?;
+    let bytes = crate::util::read_hex32(path, "admin key file")?;
     Ok(SecretKey::from_bytes(&bytes))
 }
 

@@ -27,7 +27,9 @@ use tokio::io::AsyncBufReadExt;
 
 use super::chat;
 use crate::api;
+use crate::logging;
 use crate::signals::Signals;
+use crate::util::{clock, raise_fd_limit, read_hex32};
 
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
@@ -161,6 +163,19 @@ pub fn run_node(args: NodeArgs) -> Result<()> {
     let mut prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
     prepared.config.discovery = !args.no_mdns;
     run(serve(prepared, args.json))
+}
+
+/// `gossipnet chat`: `gossipnet node` that asks for a name when none was
+/// given (on a terminal).
+pub fn run_chat(mut args: NodeArgs) -> Result<()> {
+    if args.name().is_none() && chat::on_terminal() {
+        match chat::ask_name()? {
+            chat::NameAnswer::Name(name) => args.set_name(name),
+            chat::NameAnswer::Default => {}
+            chat::NameAnswer::Cancelled => return Ok(()),
+        }
+    }
+    run_node(args)
 }
 
 pub fn run_seed(args: SeedArgs) -> Result<()> {
@@ -336,23 +351,6 @@ fn load_psk(path: &Path) -> Result<[u8; 32]> {
     read_hex32(path, "pre-shared key file")
 }
 
-/// Reads a file of 32 bytes as 64 hex characters (a key file), saying
-/// which `what` it was when it is not one.
-pub(crate) fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
-    data_encoding::HEXLOWER_PERMISSIVE
-        .decode(text.trim().as_bytes())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| {
-            anyhow!(
-                "the {what} {} must hold 64 hex characters (32 bytes)",
-                path.display()
-            )
-        })
-}
-
 /// The listening socket handed over by socket activation (systemd's
 /// `LISTEN_FDS`, the first descriptor, 3), if one was: the supervisor (or a
 /// test) binds it, so it can tell others the address before the node runs.
@@ -384,45 +382,8 @@ fn free_default_port(host: IpAddr) -> Result<u16> {
         })
 }
 
-fn init_logging(log_file: Option<&Path>, json: bool) -> Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            let writer = std::sync::Mutex::new(file);
-            if json {
-                builder.json().with_writer(writer).try_init()
-            } else {
-                builder.with_ansi(false).with_writer(writer).try_init()
-            }
-        }
-        None => {
-            // Terminal chat (cmd::chat): `log_writer` is standard error,
-            // except while a chat runs, when log lines go above its input line.
-            if json {
-                builder.json().with_writer(chat::log_writer).try_init()
-            } else {
-                use std::io::IsTerminal;
-                builder
-                    .with_ansi(std::io::stderr().is_terminal())
-                    .with_writer(chat::log_writer)
-                    .try_init()
-            }
-        }
-    };
-    result.map_err(|e| anyhow!("cannot set up logging: {e}"))
-}
-
 async fn serve(prepared: Prepared, json: bool) -> Result<()> {
-    init_logging(prepared.log_file.as_deref(), prepared.log_json)?;
+    logging::init(prepared.log_file.as_deref(), prepared.log_json)?;
     raise_fd_limit();
     let listen = prepared.config.listen;
     let seed_role = prepared.config.seed_role;
@@ -480,21 +441,6 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     drop(api);
     printer.abort();
     Ok(())
-}
-
-/// Raises the soft limit on open files to the hard one: a seed holds a link
-/// per node of the network, and the usual soft limit (1024) is below what it
-/// is allowed to take.
-pub(crate) fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
-                Err(e) => tracing::debug!("cannot raise the open files limit: {e}"),
-            }
-        }
-    }
 }
 
 /// Each input line is broadcast; at end of input the node keeps running.
@@ -593,15 +539,4 @@ fn print_direct(d: &gossipnet_node::DirectMessage, json: bool) {
         );
     }
     let _ = out.flush();
-}
-
-/// Local wall-clock `hh:mm:ss` of a Unix-milliseconds time.
-fn clock(time_ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(time_ms as i64)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "--:--:--".into())
 }

@@ -1,0 +1,49 @@
+//! Small helpers the subcommands share: key files, the open-files limit,
+//! and how a message's time is shown.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+
+/// Reads a file of 32 bytes as 64 hex characters (a key file), saying
+/// which `what` it was when it is not one.
+pub(crate) fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(text.trim().as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "the {what} {} must hold 64 hex characters (32 bytes)",
+                path.display()
+            )
+        })
+}
+
+/// Raises the soft limit on open files to the hard one: a seed holds a link
+/// per node of the network, and the usual soft limit (1024) is below what it
+/// is allowed to take.
+pub(crate) fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::debug!("open files limit raised from {soft} to {hard}"),
+                Err(e) => tracing::debug!("cannot raise the open files limit: {e}"),
+            }
+        }
+    }
+}
+
+/// Local wall-clock `hh:mm:ss` of a Unix-milliseconds time.
+pub(crate) fn clock(time_ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(time_ms as i64)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "--:--:--".into())
+}
