@@ -53,14 +53,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// The link protocol version sent in the hello; a peer with another one is
-/// refused with [`HandshakeError::WrongVersion`].
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// Largest application message a link carries: far above any gossip message
-/// (a record list or an envelope is a few KiB), yet small enough that a peer
-/// cannot make us buffer much before we see the length and refuse it.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+// The version sent in the hello (a peer with another one is refused with
+// [`HandshakeError::WrongVersion`]) and the bound on one message are the
+// wire's: a link carries exactly what `wire` encodes, so both live there.
+pub use gossipnet_proto::wire::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 
 /// Time allowed for preamble and handshake together when the caller has no
 /// opinion: a few round trips over the worst link we expect, with margin.
