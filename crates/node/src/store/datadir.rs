@@ -5,7 +5,8 @@
 //! node's ed25519 key in `identity.key`, published atomically so a crash
 //! never leaves half a key, and so two processes started on one directory
 //! at once agree on one key. [`data_root`] and [`default_data_dir`] say where
-//! data dirs live when none is given.
+//! data dirs live when none is given. [`write_private`] is the one way the
+//! node, and a program embedding it, writes a file only its owner may read.
 
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
@@ -134,14 +135,7 @@ impl DataDir {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(e)),
             _ => {}
         }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(&tmp).and_then(|mut file| {
-            file.write_all(hex_line(&key.to_bytes()).as_bytes())?;
-            file.sync_all()
-        });
+        let written = create_private(&tmp, hex_line(&key.to_bytes()).as_bytes());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(io_err(e));
@@ -164,6 +158,38 @@ impl DataDir {
             .map_err(io_err)?;
         Ok(published)
     }
+}
+
+/// Writes `contents` to `path` as a file only its owner can read, replacing
+/// any old one whole: the bytes go to a file beside it (`path` with the
+/// extension `tmp`), 0600 from its creation and synced, which is then renamed
+/// over `path`. A crash thus leaves the old file or the new one, never half
+/// of one, and the contents are never readable by others, even for a moment.
+///
+/// For secrets and what guards them: a key, or a control file that holds an
+/// API cookie.
+pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    // A leftover from a crash. If it cannot be removed, creating it below
+    // fails and says why.
+    let _ = fs::remove_file(&tmp);
+    let written = create_private(&tmp, contents).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Creates the file `path` with mode 0600 from the start, writes `contents`
+/// and syncs them. Refuses a path that exists, whose mode could be anything.
+fn create_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
 }
 
 /// Reads the key file at `path`; `None` if there is none.

@@ -19,11 +19,12 @@
 //! the thread falls behind; queries wait for their answer. The channel is
 //! FIFO, so a query observes every write sent before it from the same task.
 //!
-//! The parts, each re-exported here: `datadir` (the directory and the
-//! identity key), `book` (the [`AddressBook`] over the database), `history`
-//! (the message history in the same database) and `schema` (its tables and
-//! migrations). This module holds the bounds, the errors, and the store
-//! thread with its handle.
+//! The parts, each re-exported here: `datadir` (the directory, the identity
+//! key, and [`write_private`] for files only their owner may read), `book`
+//! (the [`AddressBook`] over the database), `history` (the message history
+//! in the same database) and `schema` (its tables and migrations). This
+//! module holds the bounds, the errors, and the store thread with its
+//! handle.
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ mod history;
 mod schema;
 
 pub use book::{AddressBook, Candidate};
-pub use datadir::{data_root, default_data_dir, DataDir};
+pub use datadir::{data_root, default_data_dir, write_private, DataDir};
 
 /// File name of the identity key inside the data dir.
 pub const IDENTITY_FILE: &str = "identity.key";
