@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use gossipnet_proto::{NodeId, SecretKey};
 
+use crate::transport::LinkConfig;
+
 /// The network id nodes use when none is configured.
 pub const DEFAULT_NETWORK_ID: &str = "gossipnet";
 
@@ -128,6 +130,19 @@ impl NodeConfig {
             discovery: true,
             limits: Limits::default(),
             proto: gossipnet_proto::Config::default(),
+        }
+    }
+
+    /// How this node's links present it: its identity, its network and
+    /// key, and its handshake timeout. The one place a [`LinkConfig`] is
+    /// derived from a node's config, so the links the node serves and the
+    /// ones it dials (a crawl swaps in a throwaway key) cannot drift apart.
+    pub fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            secret: self.secret.clone(),
+            network_id: self.network_id.clone(),
+            psk: self.psk,
+            handshake_timeout: self.limits.handshake_timeout,
         }
     }
 }

@@ -287,12 +287,7 @@ impl Node {
         let (events, _) = broadcast::channel(actor::EVENT_QUEUE);
         let (stopped_tx, stopped) = watch::channel(false);
         let name = config.name.clone();
-        let crawl_link = Arc::new(transport::LinkConfig {
-            secret: config.secret.clone(),
-            network_id: config.network_id.clone(),
-            psk: config.psk,
-            handshake_timeout: config.limits.handshake_timeout,
-        });
+        let crawl_link = Arc::new(config.link_config());
         let actor = Actor::new(
             config,
             record,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use gossipnet_node::store::{
-    AddressBook, DataDir, Store, StoreError, MAX_FAILURES, MAX_HISTORY, PRUNE_EVERY,
+    write_private, AddressBook, DataDir, Store, StoreError, MAX_FAILURES, MAX_HISTORY, PRUNE_EVERY,
     STORE_CHANNEL_CAPACITY,
 };
 use gossipnet_proto::record::{NodeRecord, SignedRecord};
@@ -133,6 +133,27 @@ fn readable_identity_is_tightened_to_0600() {
     let (loaded, _) = dir.load_or_create_identity().unwrap();
     assert_eq!(loaded.node_id(), created.node_id());
     assert_eq!(mode(&dir.identity_path()), 0o600);
+}
+
+#[test]
+fn private_files_replace_the_old_one_whole_and_stay_private() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("control.json");
+    std::fs::write(&path, "an old, longer, world-readable file").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // A leftover from a crash mid-write does not stop the next write.
+    std::fs::write(path.with_extension("tmp"), "half").unwrap();
+
+    write_private(&path, b"new").unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    #[cfg(unix)]
+    assert_eq!(mode(&path), 0o600);
+    // Only the file itself is left.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
 
 #[test]

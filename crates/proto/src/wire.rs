@@ -15,11 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{hyparview, plumtree, query, seed, size};
 
-/// Version of the wire protocol, checked in the link handshake.
+/// Version of the wire protocol. The link handshake sends it in its
+/// plaintext hello and refuses a peer with another one, since under another
+/// version the messages below may not mean the same.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// Largest encoded message: one broadcast payload with room to spare, and
-/// small enough that a hostile peer cannot make a node buffer much.
+/// Largest encoded message, and so the largest a link carries: far above any
+/// gossip message (a record list or an envelope is a few KiB), yet small
+/// enough that a hostile peer cannot make a node buffer much before the
+/// length is seen and refused.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 /// Largest peer data (an encoded signed record) carried in membership

@@ -28,16 +28,29 @@
 //!
 //! The module is sans-IO: [`HyParView::handle`] takes an [`InEvent`] and the
 //! current time and appends [`OutEvent`]s to a queue the caller drains.
+//!
+//! This file holds the vocabulary (messages, inputs, outputs, timers) and
+//! the state machine's entry point, which routes each input to a handler:
+//! `handle_*` for local inputs, `on_<message>` for wire messages. Most
+//! handlers live beside it by concern: `join` (joining and the
+//! `ForwardJoin` walk), `shuffle` (the peer exchange) and `neighbor`
+//! (neighbour requests, disconnects and the repair that follows), over
+//! `views` (the bookkeeping of both views). The few that belong to no one
+//! part (timers, new data of our own, quitting) stay here.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
+
+mod join;
+mod neighbor;
+mod shuffle;
+mod views;
 
 /// Opaque data a node publishes about itself, carried with its id through
 /// the views: in the real network its encoded signed record (addresses,
@@ -336,16 +349,6 @@ impl HyParView {
         }
     }
 
-    fn handle_join(&mut self, contact: NodeId, out: &mut VecDeque<OutEvent>) {
-        if contact == self.me {
-            return;
-        }
-        out.push_back(OutEvent::SendMessage(
-            contact,
-            Message::Join(self.my_data.clone()),
-        ));
-    }
-
     fn handle_update_data(&mut self, data: PeerData, out: &mut VecDeque<OutEvent>) {
         self.my_data = data;
         // Neighbours learn the new data through a high-priority neighbour
@@ -405,211 +408,6 @@ impl HyParView {
         }
     }
 
-    fn on_join<R: Rng>(
-        &mut self,
-        from: NodeId,
-        data: PeerData,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        self.learn_data(from, data.clone(), out);
-        self.add_active(from, true, rng, out);
-        let info = PeerInfo { id: from, data };
-        for peer in self.active.clone() {
-            if peer != from {
-                out.push_back(OutEvent::SendMessage(
-                    peer,
-                    Message::ForwardJoin {
-                        peer: info.clone(),
-                        ttl: self.config.active_random_walk_length,
-                    },
-                ));
-            }
-        }
-    }
-
-    fn on_forward_join<R: Rng>(
-        &mut self,
-        from: NodeId,
-        peer: PeerInfo,
-        ttl: u16,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        if peer.id == self.me {
-            return;
-        }
-        let next = self.random_active_except(&[from, peer.id], rng);
-        if ttl == 0 || self.active.len() <= 1 || next.is_none() {
-            self.learn_data(peer.id, peer.data, out);
-            self.add_active(peer.id, true, rng, out);
-            return;
-        }
-        if ttl == self.config.passive_random_walk_length {
-            self.add_passive(peer.id, peer.data.clone(), rng, out);
-        }
-        if let Some(next) = next {
-            out.push_back(OutEvent::SendMessage(
-                next,
-                Message::ForwardJoin { peer, ttl: ttl - 1 },
-            ));
-        }
-    }
-
-    fn on_shuffle<R: Rng>(
-        &mut self,
-        from: NodeId,
-        origin: PeerInfo,
-        nodes: Vec<PeerInfo>,
-        ttl: u16,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        if origin.id == self.me {
-            return;
-        }
-        if ttl > 0 && self.active.len() > 1 {
-            if let Some(next) = self.random_active_except(&[from, origin.id], rng) {
-                out.push_back(OutEvent::SendMessage(
-                    next,
-                    Message::Shuffle {
-                        origin,
-                        nodes,
-                        ttl: ttl - 1,
-                    },
-                ));
-                return;
-            }
-        }
-        // Accept: answer with as many of our passive peers as we were sent,
-        // then keep what we were sent.
-        let mut reply: Vec<NodeId> = self.passive.clone();
-        reply.shuffle(rng);
-        reply.truncate(nodes.len().min(MAX_SHUFFLE_PEERS));
-        let reply = reply
-            .into_iter()
-            .map(|id| PeerInfo {
-                id,
-                data: self.data.get(&id).cloned().unwrap_or_default(),
-            })
-            .collect();
-        out.push_back(OutEvent::SendMessage(
-            origin.id,
-            Message::ShuffleReply { nodes: reply },
-        ));
-        self.add_passive(origin.id, origin.data, rng, out);
-        for node in nodes.into_iter().take(MAX_SHUFFLE_PEERS) {
-            self.add_passive(node.id, node.data, rng, out);
-        }
-    }
-
-    fn on_shuffle_reply<R: Rng>(
-        &mut self,
-        nodes: Vec<PeerInfo>,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        for node in nodes.into_iter().take(MAX_SHUFFLE_PEERS) {
-            self.add_passive(node.id, node.data, rng, out);
-        }
-        self.last_shuffled.clear();
-    }
-
-    fn on_neighbor<R: Rng>(
-        &mut self,
-        from: NodeId,
-        priority: Priority,
-        data: PeerData,
-        request: u32,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        self.learn_data(from, data, out);
-        let accepted = self.active.contains(&from)
-            || priority == Priority::High
-            || self.active.len() < self.config.active_view_capacity;
-        if accepted {
-            // A request of ours to the same peer stays pending: its answer
-            // is still on the way and must be read as an answer.
-            self.add_active(from, false, rng, out);
-        }
-        out.push_back(OutEvent::SendMessage(
-            from,
-            Message::NeighborReply {
-                accepted,
-                data: self.my_data.clone(),
-                request,
-            },
-        ));
-    }
-
-    fn on_neighbor_reply<R: Rng>(
-        &mut self,
-        from: NodeId,
-        accepted: bool,
-        data: PeerData,
-        request: u32,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        let was_pending = self.pending.get(&from) == Some(&request);
-        if was_pending {
-            self.pending.remove(&from);
-        }
-        self.learn_data(from, data, out);
-        let is_active = self.active.contains(&from);
-        match (accepted, was_pending, is_active) {
-            // The answer to our request: now neighbours.
-            (true, true, false) => self.add_active(from, false, rng, out),
-            // Already neighbours (a join crossed our request).
-            (true, _, true) => {}
-            // A yes to a request we gave up on, or to a notice that crossed
-            // our disconnect: the peer lists us, we do not list it. Tell it,
-            // so both views stay symmetric.
-            (true, false, false) => self.send_disconnect(from, true, out),
-            // Refused: ask someone else. (If a join made us neighbours
-            // meanwhile, that link stands on its own.)
-            (false, true, _) => {
-                self.refused.insert(from);
-                self.repair(rng, out);
-            }
-            // A stale refusal: nothing to undo.
-            (false, false, _) => {}
-        }
-    }
-
-    fn on_disconnect<R: Rng>(
-        &mut self,
-        from: NodeId,
-        alive: bool,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        self.pending.remove(&from);
-        if self.active.contains(&from) {
-            self.remove_active(from, alive, false, rng, out);
-            out.push_back(OutEvent::DisconnectPeer(from));
-        } else if !alive {
-            self.remove_passive(&from);
-        }
-        self.repair(rng, out);
-    }
-
-    fn on_peer_disconnected<R: Rng>(
-        &mut self,
-        peer: NodeId,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        self.pending.remove(&peer);
-        if self.active.contains(&peer) {
-            self.remove_active(peer, false, false, rng, out);
-        } else {
-            self.remove_passive(&peer);
-        }
-        self.repair(rng, out);
-    }
-
     fn on_timer<R: Rng>(&mut self, timer: Timer, rng: &mut R, out: &mut VecDeque<OutEvent>) {
         match timer {
             Timer::Shuffle => {
@@ -634,237 +432,6 @@ impl HyParView {
                 }
             }
         }
-    }
-
-    fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut VecDeque<OutEvent>) {
-        let Some(target) = self.active.choose(rng).copied() else {
-            return;
-        };
-        let mut sample: Vec<NodeId> = self
-            .active
-            .iter()
-            .filter(|p| **p != target)
-            .copied()
-            .collect::<Vec<_>>()
-            .choose_multiple(rng, self.config.shuffle_active_view_count)
-            .copied()
-            .collect();
-        sample.extend(
-            self.passive
-                .choose_multiple(rng, self.config.shuffle_passive_view_count)
-                .copied(),
-        );
-        sample.truncate(MAX_SHUFFLE_PEERS);
-        self.last_shuffled = sample.clone();
-        let nodes = sample
-            .into_iter()
-            .map(|id| PeerInfo {
-                id,
-                data: self.data.get(&id).cloned().unwrap_or_default(),
-            })
-            .collect();
-        out.push_back(OutEvent::SendMessage(
-            target,
-            Message::Shuffle {
-                origin: PeerInfo {
-                    id: self.me,
-                    data: self.my_data.clone(),
-                },
-                nodes,
-                ttl: self.config.shuffle_random_walk_length,
-            },
-        ));
-    }
-
-    /// Sends neighbour requests to passive peers until, counting the requests
-    /// already out, the active view would be full.
-    fn repair<R: Rng>(&mut self, rng: &mut R, out: &mut VecDeque<OutEvent>) {
-        let want = self
-            .config
-            .active_view_capacity
-            .saturating_sub(self.active.len() + self.pending.len());
-        if want == 0 {
-            return;
-        }
-        let candidates: Vec<NodeId> = self
-            .passive
-            .iter()
-            .filter(|p| !self.pending.contains_key(p) && !self.refused.contains(p))
-            .copied()
-            .collect();
-        let priority = if self.active.len() < self.config.high_priority_below {
-            Priority::High
-        } else {
-            Priority::Low
-        };
-        for peer in candidates.choose_multiple(rng, want) {
-            let request = self.new_request();
-            self.pending.insert(*peer, request);
-            out.push_back(OutEvent::SendMessage(
-                *peer,
-                Message::Neighbor {
-                    priority,
-                    data: self.my_data.clone(),
-                    request,
-                },
-            ));
-            out.push_back(OutEvent::ScheduleTimer(
-                self.config.neighbor_request_timeout,
-                Timer::NeighborRequest(*peer, request),
-            ));
-        }
-    }
-
-    /// Puts `peer` into the active view, evicting a random neighbour if full.
-    /// With `notify`, the peer is told with a high-priority neighbour message
-    /// (it was taken in by a join and must take us in too).
-    fn add_active<R: Rng>(
-        &mut self,
-        peer: NodeId,
-        notify: bool,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        if peer == self.me || self.active.contains(&peer) {
-            return;
-        }
-        if self.active.len() >= self.config.active_view_capacity {
-            if let Some(victim) = self.active.choose(rng).copied() {
-                self.send_disconnect(victim, true, out);
-                out.push_back(OutEvent::DisconnectPeer(victim));
-                self.remove_active(victim, true, true, rng, out);
-            }
-        }
-        self.remove_passive_keep_data(&peer);
-        self.active.push(peer);
-        out.push_back(OutEvent::EmitEvent(Event::NeighborUp(peer)));
-        if notify {
-            out.push_back(OutEvent::SendMessage(
-                peer,
-                Message::Neighbor {
-                    priority: Priority::High,
-                    data: self.my_data.clone(),
-                    request: self.new_request(),
-                },
-            ));
-        }
-    }
-
-    /// Takes `peer` out of the active view; an `alive` peer moves to the
-    /// passive view. `evicting` suppresses repair (the caller is filling the
-    /// slot right away).
-    fn remove_active<R: Rng>(
-        &mut self,
-        peer: NodeId,
-        alive: bool,
-        evicting: bool,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        let Some(pos) = self.active.iter().position(|p| *p == peer) else {
-            return;
-        };
-        self.active.remove(pos);
-        // A request of ours still out to this peer is void: its yes would
-        // cross our disconnect and leave the link listed at one end only.
-        self.pending.remove(&peer);
-        out.push_back(OutEvent::EmitEvent(Event::NeighborDown(peer)));
-        if alive {
-            let data = self.data.get(&peer).cloned().unwrap_or_default();
-            self.add_passive(peer, data, rng, out);
-        } else {
-            self.data.remove(&peer);
-        }
-        if !evicting {
-            self.repair(rng, out);
-        }
-    }
-
-    fn add_passive<R: Rng>(
-        &mut self,
-        peer: NodeId,
-        data: PeerData,
-        rng: &mut R,
-        out: &mut VecDeque<OutEvent>,
-    ) {
-        if peer == self.me || self.active.contains(&peer) {
-            return;
-        }
-        self.learn_data(peer, data, out);
-        if self.passive.contains(&peer) {
-            return;
-        }
-        if self.passive.len() >= self.config.passive_view_capacity {
-            // Prefer evicting what we just sent away in a shuffle: the peer
-            // that received it keeps it alive in the network.
-            let victim = self
-                .last_shuffled
-                .iter()
-                .position(|p| self.passive.contains(p) && !self.pending.contains_key(p))
-                .map(|i| self.last_shuffled.swap_remove(i))
-                .or_else(|| {
-                    let candidates: Vec<NodeId> = self
-                        .passive
-                        .iter()
-                        .filter(|p| !self.pending.contains_key(p))
-                        .copied()
-                        .collect();
-                    candidates.choose(rng).copied()
-                });
-            match victim {
-                Some(victim) => self.remove_passive(&victim),
-                None => return,
-            }
-        }
-        self.passive.push(peer);
-    }
-
-    fn remove_passive(&mut self, peer: &NodeId) {
-        if let Some(pos) = self.passive.iter().position(|p| p == peer) {
-            self.passive.remove(pos);
-            if !self.active.contains(peer) {
-                self.data.remove(peer);
-            }
-        }
-    }
-
-    fn remove_passive_keep_data(&mut self, peer: &NodeId) {
-        if let Some(pos) = self.passive.iter().position(|p| p == peer) {
-            self.passive.remove(pos);
-        }
-    }
-
-    fn learn_data(&mut self, peer: NodeId, data: PeerData, out: &mut VecDeque<OutEvent>) {
-        if peer == self.me || data.is_empty() {
-            return;
-        }
-        if self.data.get(&peer) != Some(&data) {
-            self.data.insert(peer, data.clone());
-            out.push_back(OutEvent::PeerData(peer, data));
-        }
-    }
-
-    /// Tells a peer we dropped it. Any request of ours still out to it is
-    /// void from here on: the peer's answer was written before it read our
-    /// disconnect, so a yes in it is stale (and gets another disconnect).
-    fn send_disconnect(&mut self, peer: NodeId, alive: bool, out: &mut VecDeque<OutEvent>) {
-        self.pending.remove(&peer);
-        out.push_back(OutEvent::SendMessage(peer, Message::Disconnect { alive }));
-    }
-
-    fn new_request(&mut self) -> u32 {
-        self.next_request = self.next_request.wrapping_add(1);
-        self.next_request
-    }
-
-    fn random_active_except<R: Rng>(&self, except: &[NodeId], rng: &mut R) -> Option<NodeId> {
-        let candidates: Vec<NodeId> = self
-            .active
-            .iter()
-            .filter(|p| !except.contains(p))
-            .copied()
-            .collect();
-        candidates.choose(rng).copied()
     }
 }
 

@@ -1,0 +1,313 @@
+//! The framing of an established link: length-delimited messages inside a
+//! stream of Noise transport frames, and the two halves that carry them.
+//!
+//! Once [`super::handshake`] is done, each direction is independent: a
+//! [`LinkReader`] and a [`LinkWriter`] each own their half of the socket and
+//! their own nonce counter over one shared stateless Noise transport state, so
+//! a reading task and a writing task never wait on each other. The format is
+//! the one described in [`crate::transport`]: a u32 BE length before each
+//! message in the plaintext stream, a u16 BE length before each frame of at
+//! most 65535 bytes of ciphertext on the wire. Every buffer here is bounded by
+//! [`MAX_MESSAGE_BYTES`] or by a constant below.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use gossipnet_proto::identity::NodeId;
+use snow::StatelessTransportState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+use super::{LinkError, MAX_MESSAGE_BYTES};
+
+/// The Noise protocol's own limit on a message, hence on a transport frame.
+const MAX_FRAME_BYTES: usize = 65535;
+
+/// The ChaChaPoly authentication tag that each frame carries.
+const TAG_BYTES: usize = 16;
+
+/// Plaintext that fits one frame.
+const MAX_FRAME_PLAINTEXT: usize = MAX_FRAME_BYTES - TAG_BYTES;
+
+/// Bytes of a message's length prefix in the plaintext stream.
+const MESSAGE_HEADER_BYTES: usize = 4;
+
+/// Bytes of a frame's (and a handshake message's) length prefix on the wire.
+pub(super) const FRAME_HEADER_BYTES: usize = 2;
+
+/// A batch is encrypted into one buffer and written at once up to this size;
+/// a larger batch goes out in several writes so the buffer stays bounded.
+const MAX_WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Send-buffer capacity kept between batches: enough for the common batch
+/// without reallocating, while one huge batch does not pin its memory forever.
+const RETAINED_WRITE_BUFFER_BYTES: usize = 256 << 10;
+
+/// Spare room offered to each socket read: a few frames of small messages, so
+/// a busy link is drained in few system calls.
+const READ_CHUNK_BYTES: usize = 16 << 10;
+
+/// The two halves of a link whose handshake with `peer` is done, over the
+/// transport state the handshake ended in.
+pub(super) fn halves(
+    peer: NodeId,
+    stream: TcpStream,
+    noise: StatelessTransportState,
+) -> (LinkReader, LinkWriter) {
+    // One state for both halves; each keeps its own direction's nonce.
+    let noise = Arc::new(noise);
+    let (read, write) = stream.into_split();
+    let reader = LinkReader {
+        peer,
+        stream: read,
+        noise: Arc::clone(&noise),
+        nonce: 0,
+        wire: BytesMut::new(),
+        plain: BytesMut::new(),
+    };
+    let writer = LinkWriter {
+        peer,
+        stream: write,
+        noise,
+        nonce: 0,
+        plain: Vec::with_capacity(MAX_FRAME_PLAINTEXT),
+        wire: Vec::new(),
+        broken: false,
+    };
+    (reader, writer)
+}
+
+/// The reading half of a link.
+///
+/// `recv` is cancel-safe: partly received frames and messages are kept in the
+/// struct, and its one await point, a socket read, loses nothing if dropped.
+/// Memory is bounded: one message being assembled (at most
+/// [`MAX_MESSAGE_BYTES`]) plus about two frames.
+pub struct LinkReader {
+    peer: NodeId,
+    stream: OwnedReadHalf,
+    noise: Arc<StatelessTransportState>,
+    /// Nonce of the next frame from the peer.
+    nonce: u64,
+    /// Bytes read from the socket and not yet decrypted.
+    wire: BytesMut,
+    /// Decrypted bytes not yet returned as messages.
+    plain: BytesMut,
+}
+
+impl LinkReader {
+    /// The peer's proven node id.
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
+    /// The next message, or `None` when the peer closed the link cleanly.
+    ///
+    /// A returned message may share its allocation with its neighbours on the
+    /// wire; copy it if it is to be kept long. Cancel-safe (see the type).
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, LinkError> {
+        loop {
+            if let Some(msg) = self.take_message()? {
+                return Ok(Some(msg));
+            }
+            if self.open_frame()? {
+                continue;
+            }
+            // Only reached with less than a frame buffered, so `wire` stays
+            // within a frame plus one chunk.
+            self.wire.reserve(READ_CHUNK_BYTES);
+            if self.stream.read_buf(&mut self.wire).await? == 0 {
+                return if self.wire.is_empty() && self.plain.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(LinkError::Truncated)
+                };
+            }
+        }
+    }
+
+    /// Splits one complete message off the plaintext, if there is one.
+    fn take_message(&mut self) -> Result<Option<Bytes>, LinkError> {
+        let Some(&[a, b, c, d]) = self.plain.get(..MESSAGE_HEADER_BYTES) else {
+            return Ok(None);
+        };
+        let announced = u32::from_be_bytes([a, b, c, d]);
+        let len = usize::try_from(announced).unwrap_or(usize::MAX);
+        // Refused as soon as the length is seen, before buffering the body.
+        if len > MAX_MESSAGE_BYTES {
+            return Err(LinkError::MessageTooLarge {
+                len,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        if self.plain.len() - MESSAGE_HEADER_BYTES < len {
+            return Ok(None);
+        }
+        self.plain.advance(MESSAGE_HEADER_BYTES);
+        Ok(Some(self.plain.split_to(len).freeze()))
+    }
+
+    /// Decrypts one complete frame from `wire` into `plain`; false if none is
+    /// complete yet.
+    fn open_frame(&mut self) -> Result<bool, LinkError> {
+        let Some(&[hi, lo]) = self.wire.get(..FRAME_HEADER_BYTES) else {
+            return Ok(false);
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < TAG_BYTES {
+            return Err(LinkError::ShortFrame { len });
+        }
+        let Some(frame) = self.wire.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len) else {
+            return Ok(false);
+        };
+        let start = self.plain.len();
+        self.plain.resize(start + len - TAG_BYTES, 0);
+        match self
+            .noise
+            .read_message(self.nonce, frame, &mut self.plain[start..])
+        {
+            Ok(n) => self.plain.truncate(start + n),
+            Err(err) => {
+                self.plain.truncate(start);
+                return Err(match err {
+                    snow::Error::State(_) => LinkError::NonceExhausted,
+                    _ => LinkError::Decrypt,
+                });
+            }
+        }
+        self.nonce += 1;
+        self.wire.advance(FRAME_HEADER_BYTES + len);
+        Ok(true)
+    }
+}
+
+impl fmt::Debug for LinkReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkReader")
+            .field("peer", &self.peer)
+            .field("nonce", &self.nonce)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writing half of a link.
+///
+/// `send` is not cancel-safe: dropped midway, it may leave part of a batch on
+/// the wire, so the writer refuses further sends ([`LinkError::Broken`]) and
+/// the link must be closed.
+pub struct LinkWriter {
+    peer: NodeId,
+    /// Reached by the unit tests, which write raw bytes past the framing.
+    pub(super) stream: OwnedWriteHalf,
+    noise: Arc<StatelessTransportState>,
+    /// Nonce of our next frame.
+    nonce: u64,
+    /// Plaintext of the frame being filled; never more than one frame.
+    plain: Vec<u8>,
+    /// Sealed frames waiting to be written.
+    wire: Vec<u8>,
+    /// Set while a send is in flight; still set after one failed or was dropped.
+    broken: bool,
+}
+
+impl LinkWriter {
+    /// The peer's proven node id.
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
+    /// Sends `msgs` in order. The batch is coalesced into frames and written
+    /// with one `write_all` (several only for a batch past 1 MiB, which keeps
+    /// the buffer bounded).
+    /// A message over [`MAX_MESSAGE_BYTES`] fails the whole batch before
+    /// anything is sent. Not cancel-safe (see the type).
+    pub async fn send(&mut self, msgs: &[Bytes]) -> Result<(), LinkError> {
+        if self.broken {
+            return Err(LinkError::Broken);
+        }
+        if let Some(msg) = msgs.iter().find(|m| m.len() > MAX_MESSAGE_BYTES) {
+            return Err(LinkError::MessageTooLarge {
+                len: msg.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        self.broken = true;
+        for msg in msgs {
+            // Checked above: the length fits in u32.
+            let header = u32::try_from(msg.len()).map_err(|_| LinkError::MessageTooLarge {
+                len: msg.len(),
+                max: MAX_MESSAGE_BYTES,
+            })?;
+            self.push_plain(&header.to_be_bytes())?;
+            self.push_plain(msg)?;
+            if self.wire.len() >= MAX_WRITE_BUFFER_BYTES {
+                self.flush_wire().await?;
+            }
+        }
+        if !self.plain.is_empty() {
+            self.seal_frame()?;
+        }
+        self.flush_wire().await?;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Closes our direction; the peer's reader sees a clean end of stream.
+    pub async fn shutdown(&mut self) -> Result<(), LinkError> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+
+    /// Appends to the plaintext stream, sealing each frame as it fills.
+    pub(super) fn push_plain(&mut self, mut data: &[u8]) -> Result<(), LinkError> {
+        while !data.is_empty() {
+            let take = (MAX_FRAME_PLAINTEXT - self.plain.len()).min(data.len());
+            let (now, later) = data.split_at(take);
+            self.plain.extend_from_slice(now);
+            data = later;
+            if self.plain.len() == MAX_FRAME_PLAINTEXT {
+                self.seal_frame()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypts `plain` as one frame at the end of `wire`.
+    pub(super) fn seal_frame(&mut self) -> Result<(), LinkError> {
+        let sealed = self.plain.len() + TAG_BYTES;
+        // Cannot fail: `plain` never holds more than a frame's plaintext.
+        let header = u16::try_from(sealed).map_err(|_| LinkError::ShortFrame { len: sealed })?;
+        let start = self.wire.len() + FRAME_HEADER_BYTES;
+        self.wire.extend_from_slice(&header.to_be_bytes());
+        self.wire.resize(start + sealed, 0);
+        self.noise
+            .write_message(self.nonce, &self.plain, &mut self.wire[start..])
+            .map_err(|_| LinkError::NonceExhausted)?;
+        self.nonce += 1;
+        self.plain.clear();
+        Ok(())
+    }
+
+    /// Writes the sealed frames in one call and empties the buffer.
+    pub(super) async fn flush_wire(&mut self) -> Result<(), LinkError> {
+        if self.wire.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.wire).await?;
+        self.wire.clear();
+        self.wire.shrink_to(RETAINED_WRITE_BUFFER_BYTES);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for LinkWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkWriter")
+            .field("peer", &self.peer)
+            .field("nonce", &self.nonce)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
