@@ -161,30 +161,27 @@ impl Pane {
 
     /// The node id from the readiness line (once it is drawn whole).
     fn node_id(&self) -> String {
-        let mut id = None;
-        self.wait("the readiness line", |screen| {
-            id = screen.iter().find_map(|l| {
-                let (_, rest) = l.split_once(" listening on ")?;
-                let (_, id) = rest.split_once(" as ")?;
-                (id.trim().len() == ID_LEN).then(|| id.trim().to_string())
-            });
-            id.is_some()
-        });
-        id.unwrap()
+        self.readiness().1
     }
 
-    /// The listen address from the readiness line (once it is drawn whole).
+    /// The listen address from the readiness line.
     fn node_addr(&self) -> String {
-        let mut addr = None;
+        self.readiness().0
+    }
+
+    /// The address and id of the readiness line, once it is drawn whole.
+    fn readiness(&self) -> (String, String) {
+        let mut ready = None;
         self.wait("the readiness line", |screen| {
-            addr = screen.iter().find_map(|l| {
+            ready = screen.iter().find_map(|l| {
                 let (_, rest) = l.split_once(" listening on ")?;
                 let (addr, id) = rest.split_once(" as ")?;
-                (id.trim().len() == ID_LEN).then(|| addr.trim().to_string())
+                (id.trim().len() == ID_LEN)
+                    .then(|| (addr.trim().to_string(), id.trim().to_string()))
             });
-            addr.is_some()
+            ready.is_some()
         });
-        addr.unwrap()
+        ready.unwrap()
     }
 
     /// Waits until the program has exited, and returns its exit status.
