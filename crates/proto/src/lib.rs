@@ -40,4 +40,4 @@ pub mod wire;
 
 pub use envelope::MessageId;
 pub use identity::{NodeId, SecretKey, Signature};
-pub use state::{Command, Config, Event, InEvent, OutEvent, State, Timer};
+pub use state::{Command, Config, Event, InEvent, OutEvent, Route, RuntimeMessage, State, Timer};
