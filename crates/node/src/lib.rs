@@ -37,6 +37,7 @@ pub mod config;
 pub mod crawl;
 pub mod discovery;
 pub mod store;
+mod time;
 pub mod transport;
 
 use std::net::SocketAddr;

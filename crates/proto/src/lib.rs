@@ -19,10 +19,13 @@
 //! - [`size`]: the gossip estimate of the network size;
 //! - [`state`]: all of the above composed into one node, the type a runtime
 //!   drives;
-//! - [`seed`]: the registry a seed node keeps of live nodes.
+//! - [`seed`]: the registry a seed node keeps of live nodes, and the client
+//!   every other node runs against it;
+//! - [`backoff`]: the retry schedule the seed client and the runtime share.
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod direct;
 pub mod envelope;
 pub mod hyparview;
@@ -37,4 +40,4 @@ pub mod wire;
 
 pub use envelope::MessageId;
 pub use identity::{NodeId, SecretKey, Signature};
-pub use state::{Command, Config, Event, InEvent, OutEvent, State, Timer};
+pub use state::{Command, Config, Event, InEvent, OutEvent, Route, RuntimeMessage, State, Timer};

@@ -13,6 +13,11 @@
 //! life; a quiet neighbour is pinged and, if it stays quiet, declared dead and
 //! handed to HyParView's repair; and a broadcast payload is checked (hash
 //! first, then, if asked, its signature) before Plumtree sees it.
+//!
+//! Not every [`Message`] is the overlay's to decide on: [`RuntimeMessage`]
+//! names the variants that belong to the runtime, and why. A runtime splits
+//! what arrives with [`RuntimeMessage::route`] before feeding `State`; one
+//! fed in anyway comes back as [`OutEvent::Runtime`], never silently lost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -21,6 +26,8 @@ use bytes::Bytes;
 use rand::Rng;
 
 use crate::plumtree::Delivered;
+use crate::query::Query;
+use crate::seed::SeedMessage;
 use crate::wire::Message;
 use crate::{hyparview, plumtree, size, MessageId, NodeId};
 
@@ -96,7 +103,8 @@ pub enum Command {
 /// Inputs.
 #[derive(Debug, Clone)]
 pub enum InEvent {
-    /// A decoded message from a peer.
+    /// A decoded message from a peer: one of the overlay's, as
+    /// [`RuntimeMessage::route`] tells them apart.
     RecvMessage(NodeId, Message),
     /// A user command.
     Command(Command),
@@ -120,6 +128,64 @@ pub enum OutEvent {
     EmitEvent(Event),
     /// New data for a peer, for the address book.
     PeerData(NodeId, Bytes),
+    /// A message from this peer that is the runtime's, handed back
+    /// untouched; see [`RuntimeMessage`].
+    Runtime(NodeId, RuntimeMessage),
+}
+
+/// The link messages that belong to the runtime, not to the overlay: the
+/// one place that says which variants of [`Message`] `State` does not
+/// decide on, and why.
+///
+/// - `Seed`: the seed protocol runs beside the overlay, between a node's
+///   [`SeedClient`](crate::seed::SeedClient) and a seed's
+///   [`SeedRegistry`](crate::seed::SeedRegistry); a seed runs no overlay at
+///   all, so these cannot need a `State`.
+/// - `Direct`: sealed to one node; opening it takes the node's secret key,
+///   and sending it takes link and dial decisions, both the runtime's.
+/// - `Query`: a crawl's status query, answered with what only the runtime
+///   knows (links, uptime, seeds, a seed's registry).
+/// - `Admin`: whether to obey a command depends on the configured admin
+///   keys, the wall clock and the data directory.
+///
+/// None of them counts as a sign of life of a neighbour: only what the
+/// overlay hears does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeMessage {
+    /// The seed protocol.
+    Seed(SeedMessage),
+    /// A direct message (an encoded signed envelope of kind `Direct`).
+    Direct(Bytes),
+    /// A status query of a crawl, or its answer.
+    Query(Query),
+    /// An admin command (an encoded signed envelope).
+    Admin(Bytes),
+}
+
+/// Where an incoming message goes; see [`RuntimeMessage::route`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To [`State`], as [`InEvent::RecvMessage`].
+    State(Message),
+    /// To the runtime.
+    Runtime(RuntimeMessage),
+}
+
+impl RuntimeMessage {
+    /// Splits an incoming message by who decides on it.
+    pub fn route(message: Message) -> Route {
+        match message {
+            Message::Seed(m) => Route::Runtime(Self::Seed(m)),
+            Message::Direct(b) => Route::Runtime(Self::Direct(b)),
+            Message::Query(q) => Route::Runtime(Self::Query(q)),
+            Message::Admin(b) => Route::Runtime(Self::Admin(b)),
+            m @ (Message::Membership(_)
+            | Message::Broadcast(_)
+            | Message::Ping(_)
+            | Message::Pong(_)
+            | Message::Size(_)) => Route::State(m),
+        }
+    }
 }
 
 /// Timers of all layers.
@@ -263,6 +329,13 @@ impl<R: Rng> State<R> {
     }
 
     fn on_message(&mut self, from: NodeId, message: Message, now: Instant) {
+        let message = match RuntimeMessage::route(message) {
+            Route::State(m) => m,
+            Route::Runtime(m) => {
+                self.out.push_back(OutEvent::Runtime(from, m));
+                return;
+            }
+        };
         if let Some(at) = self.last_heard.get_mut(&from) {
             *at = now;
         }
@@ -307,8 +380,7 @@ impl<R: Rng> State<R> {
                     size.on_message(m);
                 }
             }
-            // The seed protocol and direct messages are the runtime's, not
-            // the overlay's.
+            // Handed back above, before they could count as life.
             Message::Seed(_) | Message::Direct(_) | Message::Query(_) | Message::Admin(_) => {}
         }
     }

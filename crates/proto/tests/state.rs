@@ -4,7 +4,8 @@
 //! signature, whose failure closes the link and delivers nothing), pings
 //! are answered (with a disconnect too when the pinger is no longer our
 //! neighbour), a silent neighbour is declared dead, and size sketches are
-//! merged and sent on. Each test drives one `State` with a seeded RNG and
+//! merged and sent on, and the runtime's messages are handed back
+//! untouched. Each test drives one `State` with a seeded RNG and
 //! an explicit clock.
 
 use std::time::{Duration, Instant};
@@ -13,10 +14,15 @@ use bytes::Bytes;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::hyparview::{Message as HpvMessage, Priority};
 use gossipnet_proto::plumtree::{Gossip, Message as TreeMessage};
+use gossipnet_proto::query::Query;
+use gossipnet_proto::seed::SeedMessage;
 use gossipnet_proto::size::{Message as SizeMessage, REGISTERS};
 use gossipnet_proto::state::LivenessConfig;
 use gossipnet_proto::wire::Message;
-use gossipnet_proto::{Command, Config, Event, InEvent, NodeId, OutEvent, SecretKey, State, Timer};
+use gossipnet_proto::{
+    Command, Config, Event, InEvent, NodeId, OutEvent, Route, RuntimeMessage, SecretKey, State,
+    Timer,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -302,6 +308,47 @@ fn silent_neighbour_is_pinged_then_declared_dead() {
     assert!(node.active(2));
     assert_eq!(node.state.stats().dead_by_silence, 1);
     assert!(node.state.stats().pings_sent >= 1);
+}
+
+#[test]
+fn the_runtimes_messages_are_handed_back_and_are_no_sign_of_life() {
+    let liveness = LivenessConfig::default();
+    let mut node = Node::with_neighbors(&[1]);
+    let runtime = [
+        RuntimeMessage::Seed(SeedMessage::Leave),
+        RuntimeMessage::Direct(Bytes::from_static(b"sealed")),
+        RuntimeMessage::Query(Query::Status { nonce: 3 }),
+        RuntimeMessage::Admin(Bytes::from_static(b"command")),
+    ];
+    let wire = [
+        Message::Seed(SeedMessage::Leave),
+        Message::Direct(Bytes::from_static(b"sealed")),
+        Message::Query(Query::Status { nonce: 3 }),
+        Message::Admin(Bytes::from_static(b"command")),
+    ];
+    node.at(liveness.dead_after - Duration::from_secs(1));
+    for (message, expected) in wire.into_iter().zip(runtime) {
+        assert_eq!(
+            RuntimeMessage::route(message.clone()),
+            Route::Runtime(expected.clone())
+        );
+        let out = node.recv(1, message);
+        assert!(
+            matches!(out.as_slice(), [OutEvent::Runtime(from, m)] if *from == id(1) && *m == expected),
+            "{out:?}"
+        );
+    }
+    assert_eq!(
+        RuntimeMessage::route(Message::Pong(1)),
+        Route::State(Message::Pong(1))
+    );
+    node.at(liveness.dead_after);
+    let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
+    assert_eq!(
+        closes(&out),
+        vec![id(1)],
+        "only the overlay's messages count"
+    );
 }
 
 #[test]

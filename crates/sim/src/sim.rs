@@ -521,7 +521,9 @@ impl Simulator {
                     }
                 }
             }
-            OutEvent::EmitEvent(_) | OutEvent::PeerData(..) => {}
+            // The simulator's nodes send no seed, direct, query or admin
+            // messages, so none comes back.
+            OutEvent::EmitEvent(_) | OutEvent::PeerData(..) | OutEvent::Runtime(..) => {}
         }
     }
 

@@ -1,0 +1,279 @@
+//! The driver: feeds inputs to [`gossipnet_proto::State`] and carries out
+//! what comes back. [`Actor::apply`] is the one function that turns
+//! protocol output into I/O, and [`Actor::send_bytes`] the one path a
+//! message takes to a peer (over its link, held for a dial, or given up on).
+//!
+//! Carrying out an output can produce a new input (a send that fails is a
+//! disconnected peer); such inputs queue behind the current one, so the
+//! protocol always sees them in order and never re-entrantly.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use bytes::Bytes;
+use gossipnet_proto::envelope::{Kind, SignedEnvelope};
+use gossipnet_proto::plumtree::{self, Gossip};
+use gossipnet_proto::record::SignedRecord;
+use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::{Event, InEvent, OutEvent, State};
+use rand::rngs::StdRng;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::links::Sent;
+use super::Actor;
+use crate::{NodeEvent, Received};
+
+/// The protocol state and what the actor keeps about its output.
+pub(super) struct Driver {
+    pub(super) state: State<StdRng>,
+    /// Inputs produced while carrying out outputs, fed in next.
+    inputs: VecDeque<InEvent>,
+    /// The active view as the protocol last reported it.
+    pub(super) neighbors: BTreeSet<gossipnet_proto::NodeId>,
+    gossip: GossipEncoder,
+}
+
+impl Driver {
+    pub(super) fn new(state: State<StdRng>) -> Self {
+        Self {
+            state,
+            inputs: VecDeque::new(),
+            neighbors: BTreeSet::new(),
+            gossip: GossipEncoder::default(),
+        }
+    }
+
+    /// Queues an input behind those waiting.
+    pub(super) fn push(&mut self, input: InEvent) {
+        self.inputs.push_back(input);
+    }
+
+    /// Feeds the next waiting input; its outputs, or `None` when no input
+    /// waits.
+    fn step(&mut self) -> Option<Vec<OutEvent>> {
+        let input = self.inputs.pop_front()?;
+        Some(
+            self.state
+                .handle(input, Instant::now().into_std())
+                .collect(),
+        )
+    }
+
+    /// The wire bytes of a message for a peer.
+    fn encode(&mut self, msg: &Message) -> Bytes {
+        match msg {
+            Message::Broadcast(plumtree::Message::Gossip(g)) => self.gossip.encode(g),
+            _ => Bytes::from(wire::encode(msg)),
+        }
+    }
+}
+
+/// Encodes a gossip message once for all the peers it is pushed to:
+/// Plumtree emits the eager pushes of one message one after another, with
+/// the same payload buffer and round, so the last encoding is reused and
+/// the payload is not copied once per peer.
+#[derive(Default)]
+struct GossipEncoder {
+    /// The last gossip encoded: (payload, round, encoding).
+    last: Option<(Bytes, u16, Bytes)>,
+}
+
+impl GossipEncoder {
+    fn encode(&mut self, gossip: &Gossip) -> Bytes {
+        if let Some((content, round, encoded)) = &self.last {
+            if content.as_ptr() == gossip.content.as_ptr()
+                && content.len() == gossip.content.len()
+                && *round == gossip.round
+            {
+                return encoded.clone();
+            }
+        }
+        let encoded = Bytes::from(wire::encode(&Message::Broadcast(
+            plumtree::Message::Gossip(gossip.clone()),
+        )));
+        self.last = Some((gossip.content.clone(), gossip.round, encoded.clone()));
+        encoded
+    }
+}
+
+impl Actor {
+    /// Feeds one input to the protocol and carries out what comes back,
+    /// then any inputs that carrying it out produced.
+    pub(super) async fn proto(&mut self, input: InEvent) {
+        self.driver.push(input);
+        self.drain_inputs().await;
+    }
+
+    pub(super) async fn drain_inputs(&mut self) {
+        while let Some(outs) = self.driver.step() {
+            for out in outs {
+                self.apply(out).await;
+            }
+        }
+    }
+
+    /// The one place protocol output becomes I/O.
+    async fn apply(&mut self, out: OutEvent) {
+        match out {
+            OutEvent::SendMessage(peer, msg) => {
+                let bytes = self.driver.encode(&msg);
+                self.send_bytes(peer, bytes).await;
+            }
+            OutEvent::ScheduleTimer(delay, timer) => {
+                self.timers.insert(Instant::now() + delay, timer);
+            }
+            OutEvent::DisconnectPeer(peer) => self.links.close(peer),
+            OutEvent::EmitEvent(event) => self.on_proto_event(event).await,
+            OutEvent::PeerData(peer, data) => self.learn_record(peer, &data),
+            // The actor routes before it feeds the protocol, so this comes
+            // only from a bug; handling it anyway needs a boxed future, as
+            // its handlers feed the protocol in turn.
+            OutEvent::Runtime(peer, msg) => Box::pin(self.on_runtime_message(peer, msg)).await,
+        }
+    }
+
+    /// Sends encoded bytes to `peer`: over its link, held for a dial that
+    /// is out, or dialled at a known address. A peer that cannot be reached
+    /// is reported to the protocol as disconnected.
+    pub(super) async fn send_bytes(&mut self, peer: gossipnet_proto::NodeId, bytes: Bytes) {
+        if peer == self.me {
+            return;
+        }
+        let len = bytes.len() as u64;
+        let bytes = match self.links.send(peer, bytes).await {
+            Sent::Queued => {
+                self.counters.sent(len);
+                return;
+            }
+            Sent::Cut => {
+                self.counters.sent(len);
+                self.driver.push(InEvent::PeerDisconnected(peer));
+                return;
+            }
+            Sent::NoLink(bytes) => bytes,
+        };
+        let Err(bytes) = self.dialer.held.hold(peer, bytes) else {
+            return;
+        };
+        if !self.dialer.dial_peer(peer, bytes) {
+            debug!(peer = %peer.short(), "no address known; cannot reach");
+            self.driver.push(InEvent::PeerDisconnected(peer));
+        }
+    }
+
+    async fn on_proto_event(&mut self, event: Event) {
+        match event {
+            Event::NeighborUp(peer) => {
+                info!(peer = %peer.short(), "neighbor up");
+                self.driver.neighbors.insert(peer);
+                if let Some(store) = &self.store {
+                    store.seen(peer);
+                }
+                let _ = self.events.send(NodeEvent::NeighborUp(peer));
+            }
+            Event::NeighborDown(peer) => {
+                info!(peer = %peer.short(), "neighbor down");
+                self.driver.neighbors.remove(&peer);
+                let _ = self.events.send(NodeEvent::NeighborDown(peer));
+            }
+            Event::Received(delivered) => {
+                // Verified by the protocol before it was delivered.
+                let Ok(signed) = SignedEnvelope::decode(&delivered.content) else {
+                    return;
+                };
+                let env = signed.envelope();
+                match env.kind {
+                    // Relayed through the overlay: open it if it is ours.
+                    Kind::Direct => self.on_direct(&delivered.content, "overlay"),
+                    Kind::Shutdown => {
+                        let content = delivered.content.clone();
+                        if self.on_admin(&content, delivered.delivered_from) {
+                            self.hand_to_seeds(content).await;
+                        }
+                    }
+                    _ => {
+                        if let Some(store) = &self.store {
+                            store.message(
+                                delivered.id,
+                                env.origin,
+                                env.time_ms,
+                                delivered.content.clone(),
+                            );
+                        }
+                        let _ = self.events.send(NodeEvent::Message(Received {
+                            id: delivered.id,
+                            origin: env.origin,
+                            seq: env.seq,
+                            time_ms: env.time_ms,
+                            kind: env.kind,
+                            body: env.body.clone(),
+                            hops: delivered.hops,
+                        }));
+                    }
+                }
+            }
+            Event::Misbehaved { peer, reason } => {
+                warn!(peer = %peer.short(), "closing link: {reason}");
+            }
+        }
+    }
+
+    /// Takes a peer's published record: verified, it gives the addresses to
+    /// dial the peer at.
+    fn learn_record(&mut self, peer: gossipnet_proto::NodeId, data: &[u8]) {
+        let Ok(record) = SignedRecord::decode(data) else {
+            debug!(peer = %peer.short(), "undecodable peer record");
+            return;
+        };
+        if record.id() != peer || record.verify().is_err() {
+            debug!(peer = %peer.short(), "peer record does not verify");
+            return;
+        }
+        self.dialer
+            .addrs
+            .insert(peer, record.record().addrs.clone());
+        if let Some(store) = &self.store {
+            store.record(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gossip(content: &Bytes, round: u16) -> Gossip {
+        Gossip {
+            content: content.clone(),
+            round,
+        }
+    }
+
+    #[test]
+    fn pushes_of_one_message_share_one_encoding() {
+        let mut enc = GossipEncoder::default();
+        let content = Bytes::from(vec![7u8; 1000]);
+        let first = enc.encode(&gossip(&content, 1));
+        let again = enc.encode(&gossip(&content, 1));
+        assert_eq!(first.as_ptr(), again.as_ptr(), "encoded once");
+        let expected = wire::encode(&Message::Broadcast(plumtree::Message::Gossip(gossip(
+            &content, 1,
+        ))));
+        assert_eq!(first, expected);
+    }
+
+    #[test]
+    fn another_round_or_payload_is_encoded_afresh() {
+        let mut enc = GossipEncoder::default();
+        let content = Bytes::from(vec![7u8; 100]);
+        let first = enc.encode(&gossip(&content, 1));
+        let next_round = enc.encode(&gossip(&content, 2));
+        assert_ne!(first, next_round);
+        // Equal bytes in another buffer: the cache goes by buffer, not by
+        // value, so it is never wrong, at worst encodes again.
+        let copy = Bytes::from(content.to_vec());
+        let other = enc.encode(&gossip(&copy, 2));
+        assert_ne!(other.as_ptr(), next_round.as_ptr());
+        assert_eq!(other, next_round);
+    }
+}

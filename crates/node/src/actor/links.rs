@@ -1,0 +1,414 @@
+//! The link table: one link per peer id, each with a reader and a writer
+//! task, a bounded send queue and the caps on inbound links.
+//!
+//! When two nodes dial each other at once, both keep the connection dialled
+//! by the smaller id ([`keeps_new`]), a rule both ends compute alike. A
+//! send waits for a full queue rather than drop (backpressure), but only
+//! for the slow-link timeout; then the link is cut. A link closed on purpose
+//! still writes what is queued, and its reader lingers so that the peer's
+//! last words arrive. The actor owns the table; the tasks talk to it only
+//! through the bounded [`LinkEvent`] channel.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::InEvent;
+use gossipnet_proto::NodeId;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
+use tracing::{debug, info, warn, Instrument};
+
+use super::dial::Purpose;
+use super::{Actor, Direction, LINGER, LINK_EVENT_QUEUE, MAX_BATCH};
+use crate::config::Limits;
+use crate::transport::{Link, LinkReader, LinkWriter};
+
+/// What the dial, accept and link tasks tell the actor.
+#[derive(Debug)]
+pub(super) enum LinkEvent {
+    Established {
+        link: Link,
+        direction: Direction,
+        addr: SocketAddr,
+        purpose: Purpose,
+    },
+    Failed {
+        addr: Option<SocketAddr>,
+        purpose: Purpose,
+        expected: Option<NodeId>,
+        error: String,
+    },
+    Message {
+        peer: NodeId,
+        msg: Message,
+        len: usize,
+    },
+    Closed {
+        peer: NodeId,
+        conn: u64,
+        error: Option<String>,
+    },
+}
+
+/// The one-link rule: whether a new link to `peer` replaces the existing
+/// one. The connection dialled by the smaller id wins; if both were dialled
+/// by the same side, the newer wins (the older may be a dead connection the
+/// peer replaced).
+pub(super) fn keeps_new(me: NodeId, peer: NodeId, new: Direction, existing: Direction) -> bool {
+    let dialer = |d: Direction| if d == Direction::Outbound { me } else { peer };
+    dialer(new) == dialer(existing) || dialer(new) == me.min(peer)
+}
+
+/// How a send went.
+#[derive(Debug)]
+pub(super) enum Sent {
+    /// Queued on the peer's link.
+    Queued,
+    /// The link could not keep up or is gone, and has been closed.
+    Cut,
+    /// There is no link to the peer; the bytes come back.
+    NoLink(Bytes),
+}
+
+struct LinkEntry {
+    conn: u64,
+    tx: mpsc::Sender<Bytes>,
+    direction: Direction,
+    addr: SocketAddr,
+    last_active: Instant,
+    reader: AbortHandle,
+    writer: JoinHandle<()>,
+}
+
+/// Inbound links counted against the caps, in total and per address.
+#[derive(Debug)]
+pub(super) struct Inbound {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    max: usize,
+    max_per_ip: usize,
+}
+
+impl Inbound {
+    pub(super) fn new(limits: &Limits) -> Self {
+        Self {
+            total: 0,
+            per_ip: HashMap::new(),
+            max: limits.max_inbound,
+            max_per_ip: limits.max_inbound_per_ip,
+        }
+    }
+
+    /// Why a new inbound link from `ip` is refused, if it is. Loopback is
+    /// exempt from the per-address cap: every local test node shares it.
+    pub(super) fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        let per_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if self.total >= self.max {
+            Some("too many inbound links")
+        } else if !ip.is_loopback() && per_ip >= self.max_per_ip {
+            Some("too many links from your address")
+        } else {
+            None
+        }
+    }
+
+    fn add(&mut self, ip: IpAddr) {
+        self.total += 1;
+        *self.per_ip.entry(ip).or_default() += 1;
+    }
+
+    fn remove(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The link table; see the module docs.
+pub(super) struct Links {
+    me: NodeId,
+    links: HashMap<NodeId, LinkEntry>,
+    /// Numbers connections, so a late close of a replaced one is known.
+    next_conn: u64,
+    inbound: Inbound,
+    events_tx: mpsc::Sender<LinkEvent>,
+    events_rx: mpsc::Receiver<LinkEvent>,
+    queue_len: usize,
+    slow_link_timeout: Duration,
+}
+
+impl Links {
+    pub(super) fn new(me: NodeId, limits: &Limits) -> Self {
+        let (events_tx, events_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        Self {
+            me,
+            links: HashMap::new(),
+            next_conn: 0,
+            inbound: Inbound::new(limits),
+            events_tx,
+            events_rx,
+            queue_len: limits.link_queue,
+            slow_link_timeout: limits.slow_link_timeout,
+        }
+    }
+
+    /// Where dial and accept tasks report.
+    pub(super) fn events_tx(&self) -> mpsc::Sender<LinkEvent> {
+        self.events_tx.clone()
+    }
+
+    /// The next event from a link task. Cancel-safe (a channel receive).
+    pub(super) async fn recv(&mut self) -> Option<LinkEvent> {
+        self.events_rx.recv().await
+    }
+
+    pub(super) fn contains(&self, peer: &NodeId) -> bool {
+        self.links.contains_key(peer)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The address of the link to `peer`.
+    pub(super) fn addr(&self, peer: &NodeId) -> Option<SocketAddr> {
+        self.links.get(peer).map(|l| l.addr)
+    }
+
+    /// The address we dialled `peer` at: one it listens on.
+    pub(super) fn dialled_addr(&self, peer: &NodeId) -> Option<SocketAddr> {
+        self.links
+            .get(peer)
+            .filter(|l| l.direction == Direction::Outbound)
+            .map(|l| l.addr)
+    }
+
+    pub(super) fn inbound_refusal(&self, ip: IpAddr) -> Option<&'static str> {
+        self.inbound.refusal(ip)
+    }
+
+    /// Whether a new link to `peer` in `direction` is to be kept: always
+    /// if there is none, else by [`keeps_new`]. A kept one replaces (and
+    /// closes) the existing link.
+    pub(super) fn admit(&mut self, peer: NodeId, direction: Direction) -> bool {
+        let Some(existing) = self.links.get(&peer) else {
+            return true;
+        };
+        if !keeps_new(self.me, peer, direction, existing.direction) {
+            debug!(peer = %peer.short(), "duplicate link; keeping the existing one");
+            return false;
+        }
+        debug!(peer = %peer.short(), "duplicate link; replacing the existing one");
+        self.close(peer);
+        true
+    }
+
+    /// Takes a new link into the table and starts its tasks.
+    pub(super) fn insert(&mut self, link: Link, direction: Direction, addr: SocketAddr) {
+        let peer = link.peer;
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let (reader, writer) = link.into_split();
+        let (tx, rx) = mpsc::channel(self.queue_len);
+        let span = tracing::info_span!("link", peer = %peer.short());
+        let reader_task =
+            tokio::spawn(read_link(reader, conn, self.events_tx.clone()).instrument(span.clone()));
+        let writer_task = tokio::spawn(write_link(writer, rx).instrument(span));
+        if direction == Direction::Inbound {
+            self.inbound.add(addr.ip());
+        }
+        self.links.insert(
+            peer,
+            LinkEntry {
+                conn,
+                tx,
+                direction,
+                addr,
+                last_active: Instant::now(),
+                reader: reader_task.abort_handle(),
+                writer: writer_task,
+            },
+        );
+    }
+
+    /// Notes traffic on the link to `peer`, which keeps it from going idle.
+    pub(super) fn touch(&mut self, peer: &NodeId) {
+        if let Some(link) = self.links.get_mut(peer) {
+            link.last_active = Instant::now();
+        }
+    }
+
+    /// Queues `bytes` on the link to `peer`, waiting while its queue is
+    /// full, for the slow-link timeout at most. Not cancel-safe: the actor
+    /// awaits it to the end, which is the backpressure.
+    pub(super) async fn send(&mut self, peer: NodeId, bytes: Bytes) -> Sent {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return Sent::NoLink(bytes);
+        };
+        link.last_active = Instant::now();
+        let tx = link.tx.clone();
+        let sent = match tx.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(bytes)) => {
+                tokio::time::timeout(self.slow_link_timeout, tx.send(bytes))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if sent {
+            return Sent::Queued;
+        }
+        warn!(peer = %peer.short(), "link too slow or gone; closing it");
+        self.close(peer);
+        Sent::Cut
+    }
+
+    /// A link task ended. True if it was the current link to `peer` (and
+    /// so is gone now); false for a connection replaced or closed before.
+    pub(super) fn closed(&mut self, peer: NodeId, conn: u64) -> bool {
+        if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
+            return false;
+        }
+        if let Some(entry) = self.links.remove(&peer) {
+            self.forget(&entry);
+        }
+        true
+    }
+
+    /// Closes a link on purpose: queued messages are still written, then
+    /// the connection is shut down.
+    pub(super) fn close(&mut self, peer: NodeId) {
+        if let Some(entry) = self.links.remove(&peer) {
+            self.forget(&entry);
+            let reader = entry.reader;
+            drop(entry.tx);
+            tokio::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                reader.abort();
+            });
+        }
+    }
+
+    /// Links quiet for longer than `idle` whose peer `keep` does not claim.
+    pub(super) fn idle(
+        &self,
+        now: Instant,
+        idle: Duration,
+        keep: impl Fn(&NodeId) -> bool,
+    ) -> Vec<NodeId> {
+        self.links
+            .iter()
+            .filter(|(id, l)| !keep(id) && now.duration_since(l.last_active) > idle)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Stops taking messages on every link; the writers finish what is
+    /// queued, and are returned so the caller can wait for them.
+    pub(super) fn close_all(&mut self) -> Vec<JoinHandle<()>> {
+        self.links
+            .drain()
+            .map(|(_, entry)| {
+                drop(entry.tx);
+                entry.writer
+            })
+            .collect()
+    }
+
+    /// Aborts every link's tasks: both halves of each socket are dropped,
+    /// so peers see the connection end and nothing else.
+    pub(super) fn abort_all(&mut self) {
+        for (_, entry) in self.links.drain() {
+            entry.reader.abort();
+            entry.writer.abort();
+        }
+    }
+
+    fn forget(&mut self, entry: &LinkEntry) {
+        if entry.direction == Direction::Inbound {
+            self.inbound.remove(entry.addr.ip());
+        }
+    }
+}
+
+impl Actor {
+    /// A link's reader stopped. A neighbour's link that fails is reported
+    /// to the seeds and repaired by the protocol; a link replaced or closed
+    /// on purpose before is no news.
+    pub(super) async fn on_closed(&mut self, peer: NodeId, conn: u64, error: Option<String>) {
+        if !self.links.closed(peer, conn) {
+            return;
+        }
+        match &error {
+            Some(e) => info!(peer = %peer.short(), "link down: {e}"),
+            None => debug!(peer = %peer.short(), "link closed by peer"),
+        }
+        if self.driver.neighbors.contains(&peer) {
+            let out = self.seeds.handle_neighbor_lost(peer);
+            self.seed_client_outputs(out).await;
+            self.proto(InEvent::PeerDisconnected(peer)).await;
+        }
+    }
+}
+
+/// Reads messages off a link and hands them to the actor. A message that
+/// does not decode closes the link: the peer is broken or hostile.
+async fn read_link(mut reader: LinkReader, conn: u64, tx: mpsc::Sender<LinkEvent>) {
+    let peer = reader.peer();
+    let error = loop {
+        match reader.recv().await {
+            Ok(Some(bytes)) => match wire::decode(&bytes) {
+                Ok(msg) => {
+                    let len = bytes.len();
+                    if tx
+                        .send(LinkEvent::Message { peer, msg, len })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    warn!("closing link: bad message from peer: {e}");
+                    break Some(format!("bad message: {e}"));
+                }
+            },
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    let _ = tx.send(LinkEvent::Closed { peer, conn, error }).await;
+}
+
+/// Writes queued messages to a link, as many as are waiting in one batch
+/// (one encryption pass and one write), until the queue closes.
+async fn write_link(mut writer: LinkWriter, mut rx: mpsc::Receiver<Bytes>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = writer.send(&batch).await {
+            debug!("write failed: {e}");
+            return;
+        }
+        batch.clear();
+    }
+    let _ = writer.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests;

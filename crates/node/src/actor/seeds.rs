@@ -1,0 +1,171 @@
+//! The seed protocol's I/O, both ways: the [`Role`] of a node (an ordinary
+//! node, or a seed running the registry and staying out of the overlay) and
+//! the glue that carries out what [`SeedClient`] and [`SeedRegistry`] ask.
+//!
+//! Both state machines live in `gossipnet_proto::seed`; this file only
+//! turns their outputs into sends, dials, log lines and protocol commands.
+//!
+//! [`SeedClient`]: gossipnet_proto::seed::SeedClient
+
+use bytes::Bytes;
+use gossipnet_proto::hyparview::PeerInfo;
+use gossipnet_proto::seed::{
+    ClientOutput, RemoveReason, SeedConfig, SeedInput, SeedMessage, SeedOutput, SeedRegistry,
+};
+use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::{Command, InEvent, NodeId};
+use tracing::{debug, info, warn};
+
+use super::dial::Purpose;
+use super::Actor;
+
+/// What a node is in the network.
+pub(super) enum Role {
+    /// A member of the overlay.
+    Node,
+    /// A seed: keeps the registry, answers lists, and stays out of the
+    /// overlay (it joins nobody and broadcasts nothing).
+    Seed(SeedServer),
+}
+
+impl Role {
+    pub(super) fn new(seed: bool) -> Self {
+        if seed {
+            Self::Seed(SeedServer {
+                registry: SeedRegistry::new(SeedConfig::default()),
+            })
+        } else {
+            Self::Node
+        }
+    }
+
+    /// Whether the node takes part in the overlay (joins, broadcasts,
+    /// registers with seeds).
+    pub(super) fn in_overlay(&self) -> bool {
+        matches!(self, Self::Node)
+    }
+
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Seed(_) => "seed",
+        }
+    }
+
+    pub(super) fn server(&self) -> Option<&SeedServer> {
+        match self {
+            Self::Seed(server) => Some(server),
+            Self::Node => None,
+        }
+    }
+}
+
+/// The seed role's state: the registry of live nodes.
+pub(super) struct SeedServer {
+    pub(super) registry: SeedRegistry,
+}
+
+impl Actor {
+    /// A seed message over a link: the registry's if we are a seed, the
+    /// client's otherwise.
+    pub(super) async fn on_seed_message(&mut self, from: NodeId, msg: SeedMessage) {
+        if self.role.server().is_some() {
+            self.registry_input(SeedInput::Message { from, msg }).await;
+            return;
+        }
+        let out = self.seeds.on_message(from, msg, &mut self.rng);
+        self.seed_client_outputs(out).await;
+    }
+
+    /// Carries out what the seed client asks, in order.
+    pub(super) async fn seed_client_outputs(&mut self, outs: Vec<ClientOutput>) {
+        for out in outs {
+            match out {
+                ClientOutput::Send { to, msg } => self.send_seed(to, msg).await,
+                ClientOutput::Dial { seed, addr } => {
+                    self.dial_address(&addr, Purpose::Seed(seed)).await
+                }
+                ClientOutput::Peers { records, contact } => {
+                    self.on_seed_list(records, contact).await
+                }
+                ClientOutput::Registered {
+                    seed,
+                    count,
+                    total,
+                    majority,
+                } => {
+                    let addr = self.seeds.seeds()[seed].addr();
+                    info!("registered with seed {addr} ({count}/{total})");
+                    if majority {
+                        info!("registered with a majority of seeds");
+                    }
+                }
+                ClientOutput::NotASeed { from } => {
+                    debug!(peer = %from.short(), "seed message from a node that is not our seed")
+                }
+                ClientOutput::Unexpected { msg, .. } => debug!("unexpected seed message {msg:?}"),
+            }
+        }
+    }
+
+    /// A seed's sample of live nodes: their addresses, passive peers, and a
+    /// contact to join through if we have no neighbour yet.
+    async fn on_seed_list(
+        &mut self,
+        records: Vec<gossipnet_proto::record::SignedRecord>,
+        contact: NodeId,
+    ) {
+        let mut peers = Vec::with_capacity(records.len());
+        for record in records {
+            let id = record.id();
+            self.dialer.addrs.insert(id, record.record().addrs.clone());
+            peers.push(PeerInfo {
+                id,
+                data: Bytes::from(record.encode()),
+            });
+            if let Some(store) = &self.store {
+                store.record(record);
+            }
+        }
+        self.proto(InEvent::Command(Command::AddPeers(peers))).await;
+        if self.driver.neighbors.is_empty() {
+            self.proto(InEvent::Command(Command::Join(vec![contact])))
+                .await;
+        }
+    }
+
+    pub(super) async fn send_seed(&mut self, seed: NodeId, msg: SeedMessage) {
+        let bytes = Bytes::from(wire::encode(&Message::Seed(msg)));
+        self.send_bytes(seed, bytes).await;
+    }
+
+    /// Feeds the registry, if we are a seed, and carries out its outputs.
+    pub(super) async fn registry_input(&mut self, input: SeedInput) {
+        let now = tokio::time::Instant::now().into_std();
+        let Role::Seed(server) = &mut self.role else {
+            return;
+        };
+        let outs = server.registry.handle(input, now, &mut self.rng);
+        for out in outs {
+            match out {
+                SeedOutput::Send { to, msg } => self.send_seed(to, msg).await,
+                SeedOutput::Probe { id, record } => {
+                    let addrs = record.record().addrs.clone();
+                    self.dialer.dial(addrs, Some(id), Purpose::Probe(id));
+                }
+                SeedOutput::Added { id } => info!(node = %id, "node registered"),
+                SeedOutput::Removed { id, reason } => {
+                    let why = match reason {
+                        RemoveReason::Expired => "expired",
+                        RemoveReason::Left => "left",
+                        RemoveReason::Dead => "dead",
+                    };
+                    info!(node = %id, reason = why, "removed node from registry");
+                }
+                SeedOutput::Refused { from, reason } => {
+                    warn!(peer = %from.short(), "refused seed message: {reason:?}")
+                }
+            }
+        }
+    }
+}
