@@ -19,6 +19,7 @@ use gossipnet_sim::experiments::{self, Senders};
 use gossipnet_sim::sim::{Idx, Tracked};
 use gossipnet_sim::{Latency, SimConfig, Simulator};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -121,6 +122,9 @@ fn floor(sim_config: &SimConfig) -> usize {
     sim_config.proto.membership.active_view_capacity - 1
 }
 
+/// The seed of the property test's case generator (see `proptest!` below).
+const CASE_SEED: u64 = 1;
+
 fn latency() -> impl Strategy<Value = Latency> {
     prop_oneof![
         (1u64..100).prop_map(|v| Latency::Fixed(ms(v))),
@@ -129,9 +133,13 @@ fn latency() -> impl Strategy<Value = Latency> {
 }
 
 proptest! {
+    // A fixed seed for the case generator: the suite checks the same 96
+    // networks on every run, so it passes or fails on the code alone. To
+    // explore new cases, change CASE_SEED for a run.
     #![proptest_config(ProptestConfig {
         cases: 96,
         max_shrink_iters: 32,
+        rng_seed: RngSeed::Fixed(CASE_SEED),
         ..ProptestConfig::default()
     })]
 
