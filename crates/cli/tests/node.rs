@@ -427,7 +427,13 @@ fn a_direct_message_is_relayed_when_no_direct_link_can_be_made() {
     );
     assert!(a.wait_neighbors(1) && c.wait_neighbors(1) && b.wait_neighbors(2));
     a.say("warm up");
-    assert!(c.wait_output("warm up"), "{}", c.logs());
+    assert!(
+        c.wait_output("warm up"),
+        "{}\n{}\n{}",
+        c.logs(),
+        b.logs(),
+        a.logs()
+    );
     a.say(&format!("/dm {} relayed secret 42", c.id));
     assert!(
         c.wait_output("relayed secret 42"),
