@@ -37,7 +37,7 @@ pub mod config;
 pub mod crawl;
 pub mod discovery;
 pub mod store;
-mod time;
+pub mod time;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -257,7 +257,7 @@ impl Node {
         let record = NodeRecord {
             id,
             addrs: advertise,
-            seq: actor::unix_ms(),
+            seq: time::unix_ms(),
             roles: if config.seed_role {
                 vec![Role::Seed]
             } else {

@@ -505,7 +505,11 @@ async fn direct(node: &Node, args: &str) -> String {
         Err(why) => return why,
     };
     match node.send_direct(to, text).await {
-        Ok(_) => format!("[{}] (dm to {}): {text}", clock(now_ms()), to.short()),
+        Ok(_) => format!(
+            "[{}] (dm to {}): {text}",
+            clock(gossipnet_node::time::unix_ms()),
+            to.short()
+        ),
         Err(e) => format!("not sent to {}: {e}", to.short()),
     }
 }
@@ -549,12 +553,6 @@ async fn rename(node: &Node, name: &str) -> String {
         Ok(_) => format!("you are now {name}"),
         Err(e) => format!("cannot change the name: {e}"),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The terminal's settings before the chat, to put back when a signal ends

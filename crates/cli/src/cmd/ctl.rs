@@ -716,10 +716,7 @@ fn shutdown(args: ShutdownArgs) -> Result<()> {
                     network_id_of(&client)?
                 }
             };
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let now = gossipnet_node::time::unix_ms();
             let bytes = gossipnet_node::admin::sign_shutdown(&admin, &network_id, now)?;
             data_encoding::HEXLOWER.encode(&bytes)
         }

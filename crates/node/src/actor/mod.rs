@@ -59,7 +59,7 @@ use crate::config::NodeConfig;
 use crate::store::StoreHandle;
 use crate::{NodeError, NodeEvent, Status};
 
-pub(crate) use crate::time::unix_ms;
+use crate::time::unix_ms;
 pub(crate) use report::Counters;
 
 use bootstrap::Bootstrap;

@@ -32,12 +32,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use gossipnet_proto::record::{RecordError, SignedRecord};
 use gossipnet_proto::{MessageId, NodeId};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::time::unix_ms;
 
 mod book;
 mod datadir;
@@ -140,14 +141,6 @@ pub enum StoreError {
     /// The store thread has stopped, so nothing more can be asked of it.
     #[error("the store is closed; the node is shutting down")]
     Closed,
-}
-
-/// Milliseconds since the unix epoch by the wall clock (0 if the clock is
-/// before 1970), for the times the address book keeps.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What the handles ask of the store thread.
