@@ -7,6 +7,9 @@
 //!   message history);
 //! - [`config`]: what a node is told at start, and its limits;
 //! - [`chat`]: the body of a chat message;
+//! - `control` (feature `control-api`, on by default): the control API and
+//!   dashboard, HTTP + JSON on loopback;
+//! - [`fs`]: files only their owner may read;
 //! - the actor (private): one task per node that drives
 //!   [`gossipnet_proto::State`] and turns its output into I/O.
 //!
@@ -34,8 +37,11 @@ mod actor;
 pub mod admin;
 pub mod chat;
 pub mod config;
+#[cfg(feature = "control-api")]
+pub mod control;
 pub mod crawl;
 pub mod discovery;
+pub mod fs;
 pub mod store;
 pub mod transport;
 

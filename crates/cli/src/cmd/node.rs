@@ -18,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
+use gossipnet_node::control::{self, ControlError};
 use gossipnet_node::store::{default_data_dir, DataDir};
 use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
@@ -26,7 +27,6 @@ use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
 use super::chat;
-use crate::api;
 use crate::signals::Signals;
 
 /// Arguments shared by `node` and `seed`.
@@ -443,7 +443,14 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         e => anyhow!(e),
     })?;
     let role = if seed_role { "seed" } else { "node" };
-    let api = api::start(node.clone(), prepared.api, data_dir.as_deref(), role).await?;
+    let api = control::serve(node.clone(), prepared.api, data_dir.as_deref(), role)
+        .await
+        .map_err(|e| match e {
+            ControlError::Bind { addr, source } => anyhow!(source).context(format!(
+                "cannot listen for the control API on {addr}; pick another with --api"
+            )),
+            e => anyhow!(e),
+        })?;
     {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
