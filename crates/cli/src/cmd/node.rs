@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
-use gossipnet_node::control::{self, ControlError};
+use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::store::{default_data_dir, DataDir};
 use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
@@ -443,7 +443,11 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         e => anyhow!(e),
     })?;
     let role = if seed_role { "seed" } else { "node" };
-    let api = control::serve(node.clone(), prepared.api, data_dir.as_deref(), role)
+    let mut options = ControlOptions::new(prepared.api);
+    if let Some(dir) = &data_dir {
+        options = options.data_dir(dir);
+    }
+    let api = control::serve(node.clone(), options)
         .await
         .map_err(|e| match e {
             ControlError::Bind { addr, source } => anyhow!(source).context(format!(
@@ -462,8 +466,9 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         );
         let _ = writeln!(
             err,
-            "control API on http://{} (dashboard: http://{}/?cookie={})",
-            api.addr, api.addr, api.cookie
+            "control API on http://{} (dashboard: {})",
+            api.info().addr(),
+            api.info().dashboard_url()
         );
     }
     // Terminal chat (cmd::chat): on a terminal, a line editor replaces the

@@ -62,13 +62,20 @@ pub(super) async fn events(
     State(state): State<Arc<ApiState>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let rx = state.node.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+    let closing = state.closing.clone();
+    let stream = futures_util::stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                received = rx.recv() => received,
+                // A stream that never ends would hold the server's
+                // graceful shutdown open.
+                _ = closing.wait_for(|c| *c) => return None,
+            };
+            match received {
                 Ok(event) => {
                     if let Some((kind, data)) = event_json(&event) {
                         let event = Event::default().event(kind).data(data.to_string());
-                        return Some((Ok(event), rx));
+                        return Some((Ok(event), (rx, closing)));
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -119,10 +126,15 @@ fn message_json(m: &Received) -> Value {
     })
 }
 
-/// Keeps the last messages for `/api/messages`.
+/// Keeps the last messages for `/api/messages`, until the server stops.
 pub(super) async fn keep_recent(state: Arc<ApiState>, mut rx: broadcast::Receiver<NodeEvent>) {
+    let mut closing = state.closing.clone();
     loop {
-        let value = match rx.recv().await {
+        let received = tokio::select! {
+            received = rx.recv() => received,
+            _ = closing.wait_for(|c| *c) => return,
+        };
+        let value = match received {
             Ok(NodeEvent::Message(m)) => message_json(&m),
             Ok(event @ NodeEvent::Direct(_)) => match event_json(&event) {
                 Some((_, mut v)) => {

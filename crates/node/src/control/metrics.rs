@@ -127,7 +127,7 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
         "gossipnet_node_info{{id=\"{}\",name=\"{}\",role=\"{}\"}} 1",
         s.id,
         label(s.name.as_deref().unwrap_or("")),
-        state.role
+        s.role
     );
     let mut response = out.into_response();
     response.headers_mut().insert(

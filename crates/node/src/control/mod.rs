@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Node;
@@ -88,6 +89,9 @@ pub enum ControlError {
         /// Why.
         source: serde_json::Error,
     },
+    /// The node stopped before its control API started.
+    #[error("the node has stopped")]
+    Stopped,
 }
 
 /// What `control.json` holds.
@@ -121,85 +125,196 @@ impl ControlFile {
     }
 }
 
-/// The running API: stops it and removes the control file when dropped.
+/// How to serve the control API: where, and where to write the control
+/// file.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    addr: SocketAddr,
+    data_dir: Option<PathBuf>,
+}
+
+impl ControlOptions {
+    /// Listen on `addr`, a loopback address (port 0 picks a free port);
+    /// write no control file.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            data_dir: None,
+        }
+    }
+
+    /// Write [`CONTROL_FILE`] into this directory (the node's data
+    /// directory), so that local clients find the API and its cookie.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+}
+
+/// Where a running control API listens and the cookie it asks for.
+#[derive(Debug, Clone)]
+pub struct ControlApiInfo {
+    addr: SocketAddr,
+    cookie: String,
+    control_file: Option<PathBuf>,
+}
+
+impl ControlApiInfo {
+    /// The address the API listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The cookie every request must present.
+    pub fn cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The control file written for it, if there is a data directory.
+    pub fn control_file(&self) -> Option<&Path> {
+        self.control_file.as_deref()
+    }
+
+    /// The dashboard's address, cookie included, to open in a browser.
+    pub fn dashboard_url(&self) -> String {
+        format!("http://{}/?cookie={}", self.addr, self.cookie)
+    }
+}
+
+/// A control API started by [`serve`]. It stops, and its control file is
+/// removed, when the handle is dropped or when the node stops, whichever
+/// comes first.
 #[derive(Debug)]
 pub struct ControlHandle {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// The cookie.
-    pub cookie: String,
-    control_path: Option<PathBuf>,
-    stop: watch::Sender<bool>,
+    info: Arc<ControlApiInfo>,
+    /// Asks the server to stop; `None` once the handle is detached.
+    stop: Option<watch::Sender<bool>>,
+}
+
+impl ControlHandle {
+    /// Where the API listens and its cookie.
+    pub fn info(&self) -> &ControlApiInfo {
+        &self.info
+    }
 }
 
 impl Drop for ControlHandle {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(path) = &self.control_path {
-            let _ = std::fs::remove_file(path);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+            // Now rather than in the server task: the process may be about
+            // to exit, and a stale file would look like a running node.
+            if let Some(path) = &self.info.control_file {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 }
 
-/// Starts the API for `node` on `addr` (loopback only) and writes the
-/// control file into `data_dir`.
-pub async fn serve(
-    node: Node,
-    addr: SocketAddr,
-    data_dir: Option<&Path>,
-    role: &'static str,
-) -> Result<ControlHandle, ControlError> {
+/// Starts the control API for `node`, and writes the control file if
+/// `options` name a data directory. The role reported ("node" or "seed")
+/// is the node's own.
+pub async fn serve(node: Node, options: ControlOptions) -> Result<ControlHandle, ControlError> {
+    let (listener, addr) = bind(options.addr).await?;
+    start(node, listener, addr, options.data_dir).await
+}
+
+/// Binds the API's address, which must be a loopback one; returns the
+/// listener and the address it got (with the port picked, if 0 was asked).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ControlError> {
     if !addr.ip().is_loopback() {
         return Err(ControlError::NotLoopback(addr));
     }
     let bind_error = |source| ControlError::Bind { addr, source };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(bind_error)?;
-    let addr = listener.local_addr().map_err(bind_error)?;
-    let cookie = auth::new_cookie();
-    let state = Arc::new(routes::ApiState::new(node.clone(), cookie.clone(), role));
-    tokio::spawn(events::keep_recent(state.clone(), node.subscribe()));
-    let app = routes::router(state);
-    let (stop, mut stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::warn!("control API stopped: {e}");
-        }
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+/// Serves on a bound listener; the control file is written once the
+/// server runs, so that a client that finds it finds the API answering.
+async fn start(
+    node: Node,
+    listener: TcpListener,
+    addr: SocketAddr,
+    data_dir: Option<PathBuf>,
+) -> Result<ControlHandle, ControlError> {
+    let status = node.status().await.map_err(|_| ControlError::Stopped)?;
+    let info = Arc::new(ControlApiInfo {
+        addr,
+        cookie: auth::new_cookie(),
+        control_file: data_dir.map(|dir| dir.join(CONTROL_FILE)),
     });
-    let control_path = match data_dir {
-        Some(dir) => {
-            let control = ControlFile {
-                api: addr,
-                cookie: cookie.clone(),
-                pid: std::process::id(),
-                id: node.id().to_string(),
-                name: node.name(),
-                listen: node.local_addr(),
-                role: role.to_string(),
-            };
-            let path = dir.join(CONTROL_FILE);
-            let written = serde_json::to_string_pretty(&control)
-                .map_err(std::io::Error::from)
-                .and_then(|text| crate::fs::write_private(&path, &text));
-            if let Err(source) = written {
-                return Err(ControlError::Write { path, source });
-            }
-            Some(path)
+    let (closing_tx, closing) = watch::channel(false);
+    let state = Arc::new(routes::ApiState::new(
+        node.clone(),
+        info.cookie.clone(),
+        closing,
+    ));
+    tokio::spawn(events::keep_recent(state.clone(), node.subscribe()));
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(run(
+        listener,
+        routes::router(state),
+        node.clone(),
+        stop_rx,
+        closing_tx,
+        info.control_file.clone(),
+    ));
+    if let Some(path) = &info.control_file {
+        let control = ControlFile {
+            api: addr,
+            cookie: info.cookie.clone(),
+            pid: std::process::id(),
+            id: node.id().to_string(),
+            name: node.name(),
+            listen: node.local_addr(),
+            role: status.role.to_string(),
+        };
+        let written = serde_json::to_string_pretty(&control)
+            .map_err(std::io::Error::from)
+            .and_then(|text| crate::fs::write_private(path, &text));
+        if let Err(source) = written {
+            let _ = stop.send(true);
+            let path = path.clone();
+            return Err(ControlError::Write { path, source });
         }
-        None => None,
-    };
+    }
     tracing::info!(%addr, "control API listening");
     Ok(ControlHandle {
-        addr,
-        cookie,
-        control_path,
-        stop,
+        info,
+        stop: Some(stop),
     })
+}
+
+/// The server task: serves until asked to stop or until the node stops,
+/// then ends the streams that would hold a graceful shutdown open (the
+/// event stream never ends by itself), removes the control file and lets
+/// the requests in flight finish.
+async fn run(
+    listener: TcpListener,
+    app: axum::Router,
+    node: Node,
+    mut stop: watch::Receiver<bool>,
+    closing: watch::Sender<bool>,
+    control_file: Option<PathBuf>,
+) {
+    let shutdown = async move {
+        tokio::select! {
+            _ = node.stopped() => {}
+            // A sender dropped without a word (a detached handle) is no
+            // stop: the branch is disabled and the node's end is awaited.
+            Ok(_) = stop.wait_for(|s| *s) => {}
+        }
+        let _ = closing.send(true);
+        if let Some(path) = control_file {
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!("control API stopped: {e}");
+    }
 }

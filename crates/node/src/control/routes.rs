@@ -15,6 +15,7 @@ use bytes::Bytes;
 use gossipnet_proto::NodeId;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 use super::{auth, dashboard, events, metrics, network, MAX_REQUEST_BYTES};
 use crate::{Node, Status};
@@ -25,8 +26,8 @@ pub(super) struct ApiState {
     pub(super) node: Node,
     /// The cookie requests must present.
     pub(super) cookie: String,
-    /// "node" or "seed".
-    pub(super) role: &'static str,
+    /// Turns true when the server is stopping: streams end then.
+    pub(super) closing: watch::Receiver<bool>,
     /// The last messages delivered, for `/api/messages`.
     pub(super) recent: events::Recent,
     /// The last crawl, served again while it is fresh.
@@ -34,11 +35,11 @@ pub(super) struct ApiState {
 }
 
 impl ApiState {
-    pub(super) fn new(node: Node, cookie: String, role: &'static str) -> Self {
+    pub(super) fn new(node: Node, cookie: String, closing: watch::Receiver<bool>) -> Self {
         Self {
             node,
             cookie,
-            role,
+            closing,
             recent: events::Recent::default(),
             crawl: network::CrawlCache::default(),
         }
