@@ -7,6 +7,23 @@
 //! read the data directory can drive the node; nobody else can, even on the
 //! same machine. The API listens on loopback only, since it has no TLS.
 //!
+//! One builder call serves it with a node, from start until the node stops:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gossipnet_node::NodeError> {
+//! let node = gossipnet_node::Node::builder()
+//!     .control_api("127.0.0.1:0".parse().unwrap())
+//!     .spawn()
+//!     .await?;
+//! if let Some(api) = node.control_api() {
+//!     println!("dashboard: {}", api.dashboard_url());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`serve`] does the same for a node already running, and returns a
+//! [`ControlHandle`] that stops the server when dropped.
+//!
 //! The server is a client of [`Node`] like any embedding program: it adds
 //! no state to the node beyond a ring of recent messages. Its parts:
 //! `auth` (the cookie), `routes` (the router and the commands),
@@ -29,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::Node;
+use crate::{Node, NodeConfig, NodeError};
 
 /// The file in the data directory that says where the API is.
 pub const CONTROL_FILE: &str = "control.json";
@@ -196,6 +213,13 @@ impl ControlHandle {
     pub fn info(&self) -> &ControlApiInfo {
         &self.info
     }
+
+    /// Lets the server run until its node stops, without a handle.
+    fn detach(mut self) -> Arc<ControlApiInfo> {
+        // Dropping the sender unsent is no stop (see `run`).
+        self.stop = None;
+        self.info.clone()
+    }
 }
 
 impl Drop for ControlHandle {
@@ -217,6 +241,25 @@ impl Drop for ControlHandle {
 pub async fn serve(node: Node, options: ControlOptions) -> Result<ControlHandle, ControlError> {
     let (listener, addr) = bind(options.addr).await?;
     start(node, listener, addr, options.data_dir).await
+}
+
+/// Spawns a node that serves its control API on `addr`: what
+/// [`NodeBuilder::control_api`](crate::NodeBuilder::control_api) asks for.
+/// The address is bound first, so that a taken port starts no node.
+pub(crate) async fn spawn_node(config: NodeConfig, addr: SocketAddr) -> Result<Node, NodeError> {
+    let (listener, addr) = bind(addr).await?;
+    let data_dir = config.data_dir.clone();
+    let mut node = Node::spawn(config).await?;
+    match start(node.clone(), listener, addr, data_dir).await {
+        Ok(handle) => {
+            node.control = Some(handle.detach());
+            Ok(node)
+        }
+        Err(e) => {
+            let _ = node.leave().await;
+            Err(e.into())
+        }
+    }
 }
 
 /// Binds the API's address, which must be a loopback one; returns the
