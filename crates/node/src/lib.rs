@@ -7,6 +7,9 @@
 //!   message history);
 //! - [`config`]: what a node is told at start, and its limits;
 //! - [`chat`]: the body of a chat message;
+//! - `control` (feature `control-api`, on by default): the control API and
+//!   dashboard, HTTP + JSON on loopback;
+//! - [`fs`]: files only their owner may read;
 //! - the actor (private): one task per node that drives
 //!   [`gossipnet_proto::State`] and turns its output into I/O.
 //!
@@ -34,6 +37,8 @@ mod actor;
 pub mod admin;
 pub mod chat;
 pub mod config;
+#[cfg(feature = "control-api")]
+pub mod control;
 pub mod crawl;
 pub mod discovery;
 pub mod store;
@@ -84,6 +89,11 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The control API asked for with [`NodeBuilder::control_api`] could
+    /// not start.
+    #[cfg(feature = "control-api")]
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
 }
 
 /// A message delivered to this node.
@@ -207,6 +217,9 @@ pub struct Node {
     /// The network a crawl dials into (its secret is replaced by a
     /// throwaway key for each crawl).
     crawl_link: Arc<transport::LinkConfig>,
+    /// The control API served with the node, if it was asked for.
+    #[cfg(feature = "control-api")]
+    control: Option<Arc<control::ControlApiInfo>>,
 }
 
 impl Node {
@@ -311,6 +324,8 @@ impl Node {
             events,
             stopped,
             crawl_link,
+            #[cfg(feature = "control-api")]
+            control: None,
         })
     }
 
@@ -373,6 +388,13 @@ impl Node {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the node's control API listens and its cookie, if the node
+    /// was built with [`NodeBuilder::control_api`].
+    #[cfg(feature = "control-api")]
+    pub fn control_api(&self) -> Option<&control::ControlApiInfo> {
+        self.control.as_deref()
     }
 
     /// Events from now on: delivered messages and neighbour changes. A
@@ -504,6 +526,8 @@ pub struct NodeBuilder {
     peers: Vec<String>,
     seeds: Vec<String>,
     discovery: Option<bool>,
+    #[cfg(feature = "control-api")]
+    control_api: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
@@ -561,6 +585,16 @@ impl NodeBuilder {
         self
     }
 
+    /// Serve the control API and dashboard (docs/API.md) on `addr`, a
+    /// loopback address (port 0 picks a free one), from start until the
+    /// node stops; with a data dir, `control.json` (mode 0600) says where
+    /// and gives the cookie. [`Node::control_api`] tells the program.
+    #[cfg(feature = "control-api")]
+    pub fn control_api(mut self, addr: SocketAddr) -> Self {
+        self.control_api = Some(addr);
+        self
+    }
+
     /// The configuration this builder makes.
     pub fn into_config(self) -> Result<NodeConfig, NodeError> {
         let secret = match (self.secret, &self.data_dir) {
@@ -591,8 +625,12 @@ impl NodeBuilder {
         Ok(config)
     }
 
-    /// Starts the node.
+    /// Starts the node (and its control API, if asked for).
     pub async fn spawn(self) -> Result<Node, NodeError> {
+        #[cfg(feature = "control-api")]
+        if let Some(addr) = self.control_api {
+            return control::spawn_node(self.into_config()?, addr).await;
+        }
         Node::spawn(self.into_config()?).await
     }
 }
