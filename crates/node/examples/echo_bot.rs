@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::{Node, NodeBuilder, NodeError, NodeEvent};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
 
 /// What the bot puts before what it repeats; it never answers a line that
 /// starts with it, so two bots do not echo each other forever.
@@ -41,16 +42,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("dashboard: {}", api.dashboard_url());
     }
     tokio::select! {
-        result = answer(&node) => result?,
+        result = answer(&node, node.subscribe()) => result?,
         _ = tokio::signal::ctrl_c() => {}
     }
     node.leave().await?;
     Ok(())
 }
 
-/// Answers each chat message with an echo, until the node stops.
-pub async fn answer(node: &Node) -> Result<(), NodeError> {
-    let mut events = node.subscribe();
+/// Answers each chat message heard on `events` (the node's subscription,
+/// taken before anyone can send to it, so no message slips by) with an
+/// echo, until the node stops.
+pub async fn answer(node: &Node, mut events: Receiver<NodeEvent>) -> Result<(), NodeError> {
     loop {
         let event = match events.recv().await {
             Ok(event) => event,

@@ -17,6 +17,9 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_answers_a_message() {
     let bot = echo_bot::bot().discovery(false).spawn().await.unwrap();
+    // Subscribed before the user can link and talk: a subscription taken
+    // later would miss what arrived before it.
+    let bot_events = bot.subscribe();
     let user = Node::builder()
         .name("user")
         .discovery(false)
@@ -27,16 +30,13 @@ async fn the_echo_bot_answers_a_message() {
     let mut events = user.subscribe();
     let bot_task = tokio::spawn({
         let bot = bot.clone();
-        async move { echo_bot::answer(&bot).await }
+        async move { echo_bot::answer(&bot, bot_events).await }
     });
-    // Wait until the two are neighbours, then talk.
+    // Wait until the two are neighbours, then talk. Polled, not awaited as
+    // an event: the link may come up before `subscribe` above was called.
     let wait = async {
-        loop {
-            if let Ok(NodeEvent::NeighborUp(id)) = events.recv().await {
-                if id == bot.id() {
-                    break;
-                }
-            }
+        while !user.peers().await.unwrap().iter().any(|p| p.id == bot.id()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         user.broadcast_text("hello bot").await.unwrap();
         loop {
