@@ -137,7 +137,7 @@ impl NodeConfig {
     /// key, and its handshake timeout. The one place a [`LinkConfig`] is
     /// derived from a node's config, so the links the node serves and the
     /// ones it dials (a crawl swaps in a throwaway key) cannot drift apart.
-    pub fn link_config(&self) -> LinkConfig {
+    pub(crate) fn link_config(&self) -> LinkConfig {
         LinkConfig {
             secret: self.secret.clone(),
             network_id: self.network_id.clone(),

@@ -87,7 +87,7 @@ pub struct Progress {
 /// Crawls the network starting from the node at `start` (expected to prove
 /// the id `from`), dialling with `cfg` (whose secret should be a throwaway
 /// key). `progress` is called after every answer or failure.
-pub async fn crawl(
+pub(crate) async fn crawl(
     from: NodeId,
     start: Vec<SocketAddr>,
     cfg: LinkConfig,

@@ -1,8 +1,8 @@
 //! gossipnet-node: the tokio runtime around the sans-IO protocol core, and
 //! the API a Rust program embeds a node with.
 //!
-//! - [`transport`]: TCP links with a Noise handshake that proves each
-//!   peer's ed25519 identity, encrypted and framed;
+//! - `transport` (private): TCP links with a Noise handshake that proves
+//!   each peer's ed25519 identity, encrypted and framed;
 //! - [`store`]: the data directory (identity key, SQLite address book and
 //!   message history);
 //! - [`config`]: what a node is told at start, and its limits;
@@ -38,7 +38,7 @@ pub mod crawl;
 pub mod discovery;
 pub mod store;
 pub mod time;
-pub mod transport;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
