@@ -3,8 +3,9 @@
 //!
 //! - `transport` (private): TCP links with a Noise handshake that proves
 //!   each peer's ed25519 identity, encrypted and framed;
-//! - [`store`]: the data directory (identity key, SQLite address book and
-//!   message history);
+//! - `store` (private): the data directory (identity key, SQLite address
+//!   book and message history), of which [`DataDir`] and the functions that
+//!   say where data dirs live are public;
 //! - [`config`]: what a node is told at start, and its limits;
 //! - [`chat`]: the body of a chat message;
 //! - the actor (private): one task per node that drives
@@ -36,7 +37,7 @@ pub mod chat;
 pub mod config;
 pub mod crawl;
 pub mod discovery;
-pub mod store;
+mod store;
 pub mod time;
 mod transport;
 
@@ -55,6 +56,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use config::{Limits, NodeConfig};
+pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};
 
 use actor::{Actor, ToActor};
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use gossipnet_node::crawl::Topology;
-use gossipnet_node::store::{data_root, default_data_dir};
+use gossipnet_node::{data_root, default_data_dir};
 use gossipnet_proto::{NodeId, SecretKey};
 use serde_json::{json, Value};
 

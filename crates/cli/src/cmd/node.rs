@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
-use gossipnet_node::store::{default_data_dir, DataDir};
+use gossipnet_node::{default_data_dir, DataDir};
 use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
