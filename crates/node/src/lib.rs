@@ -36,7 +36,7 @@ pub mod admin;
 pub mod chat;
 pub mod config;
 pub mod crawl;
-pub mod discovery;
+mod discovery;
 mod store;
 pub mod time;
 mod transport;
