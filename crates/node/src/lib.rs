@@ -6,7 +6,8 @@
 //! - `store` (private): the data directory (identity key, SQLite address
 //!   book and message history), of which [`DataDir`] and the functions that
 //!   say where data dirs live are public;
-//! - [`config`]: what a node is told at start, and its limits;
+//! - [`NodeConfig`] and [`Limits`]: what a node is told at start, and what
+//!   it lets peers make it hold;
 //! - [`chat`]: the body of a chat message;
 //! - the actor (private): one task per node that drives
 //!   [`gossipnet_proto::State`] and turns its output into I/O.
@@ -34,7 +35,7 @@
 mod actor;
 pub mod admin;
 pub mod chat;
-pub mod config;
+mod config;
 pub mod crawl;
 mod discovery;
 mod store;
@@ -55,7 +56,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use config::{Limits, NodeConfig};
+pub use config::{Limits, NodeConfig, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
 pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};
 
 use actor::{Actor, ToActor};
@@ -533,7 +534,7 @@ impl NodeBuilder {
         self
     }
 
-    /// The network id (default [`config::DEFAULT_NETWORK_ID`]).
+    /// The network id (default [`DEFAULT_NETWORK_ID`]).
     pub fn network_id(mut self, id: impl Into<String>) -> Self {
         self.network_id = Some(id.into());
         self
