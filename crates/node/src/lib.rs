@@ -67,9 +67,9 @@ pub enum NodeError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
+        /// The address the node was to listen on.
         addr: SocketAddr,
-        /// Why.
+        /// What the OS said (the port is in use, say).
         source: std::io::Error,
     },
     /// The node's own record is invalid (a bad name or address).
@@ -92,7 +92,8 @@ pub enum NodeError {
 /// A message delivered to this node.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Its id.
+    /// The message's id (the hash of its signed envelope), the same on
+    /// every node it reaches.
     pub id: MessageId,
     /// Who wrote and signed it.
     pub origin: NodeId,
@@ -100,24 +101,25 @@ pub struct Received {
     pub seq: u64,
     /// When the origin sent it (its clock, Unix milliseconds).
     pub time_ms: u64,
-    /// What kind of message.
+    /// What kind of message, and so how to read the body (`Chat`: a
+    /// [`chat::ChatBody`]).
     pub kind: Kind,
-    /// The body.
+    /// The body as the origin signed it.
     pub body: Bytes,
-    /// Hops it travelled.
+    /// How many links it crossed from the origin to this node.
     pub hops: u16,
 }
 
 /// A direct message to this node, opened.
 #[derive(Debug, Clone)]
 pub struct DirectMessage {
-    /// Its id.
+    /// The message's id, as [`Node::send_direct`] returned it to the sender.
     pub id: MessageId,
     /// Who wrote and signed it.
     pub from: NodeId,
     /// The name the sender goes by.
     pub name: Option<String>,
-    /// The text.
+    /// What the sender wrote, decrypted.
     pub text: String,
     /// When the sender sent it (its clock, Unix milliseconds).
     pub time_ms: u64,
@@ -139,18 +141,18 @@ pub enum NodeEvent {
 /// One neighbour in a [`Status`].
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
-    /// Its id.
+    /// The neighbour's id.
     pub id: NodeId,
-    /// The address of the link to it.
+    /// The address of the link to it (`None` while no link is open).
     pub addr: Option<SocketAddr>,
 }
 
 /// A node's view of itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    /// Id.
+    /// The node's id (the public half of its key).
     pub id: NodeId,
-    /// Name.
+    /// The name shown beside the id, if it has one.
     pub name: Option<String>,
     /// The network it belongs to.
     pub network_id: String,
@@ -158,19 +160,22 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The addresses in its record.
     pub advertise: Vec<SocketAddr>,
-    /// Seconds since start.
+    /// Seconds since the node started.
     pub uptime_s: u64,
-    /// "node" or "seed".
+    /// "node" (in the overlay) or "seed" (keeps the registry).
     pub role: &'static str,
-    /// Active view.
+    /// The neighbours (HyParView's active view): the peers messages are
+    /// exchanged with.
     pub active: Vec<PeerStatus>,
-    /// Passive view.
+    /// Peers known and kept in reserve (HyParView's passive view), to
+    /// replace a neighbour that leaves.
     pub passive: Vec<NodeId>,
-    /// Open links.
+    /// Links established now, to neighbours and to other peers (seeds,
+    /// peers being tried).
     pub links: usize,
-    /// Seeds configured.
+    /// Seeds in the config.
     pub seeds_configured: usize,
-    /// Seeds with an open link.
+    /// Seeds this node has a link to now.
     pub seeds_reachable: usize,
     /// Records in the registry (seeds only).
     pub registry_size: Option<usize>,
