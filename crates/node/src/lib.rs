@@ -1,16 +1,25 @@
 //! gossipnet-node: the tokio runtime around the sans-IO protocol core, and
 //! the API a Rust program embeds a node with.
 //!
-//! - `transport` (private): TCP links with a Noise handshake that proves
-//!   each peer's ed25519 identity, encrypted and framed;
-//! - `store` (private): the data directory (identity key, SQLite address
-//!   book and message history), of which [`DataDir`] and the functions that
-//!   say where data dirs live are public;
+//! The public API:
+//!
+//! - [`Node`], started from a [`NodeConfig`] or a [`NodeBuilder`]: broadcast,
+//!   direct messages, [`Status`], and the [`NodeEvent`]s a subscriber hears;
 //! - [`NodeConfig`] and [`Limits`]: what a node is told at start, and what
-//!   it lets peers make it hold;
-//! - [`chat`]: the body of a chat message;
-//! - the actor (private): one task per node that drives
-//!   [`gossipnet_proto::State`] and turns its output into I/O.
+//!   it lets peers make it hold, with the defaults [`DEFAULT_NETWORK_ID`],
+//!   [`DEFAULT_PORT`] and [`DEFAULT_PORT_RANGE`];
+//! - [`DataDir`], [`data_root`] and [`default_data_dir`]: where a node keeps
+//!   its identity key and address book across runs;
+//! - [`chat`]: the body of a chat message; [`crawl`]: the network as a
+//!   crawl sees it; [`admin`]: signing a network-wide shutdown; [`time`]:
+//!   the wall clock the node stamps messages with.
+//!
+//! Inside, private: `transport` (TCP links with a Noise handshake that
+//! proves each peer's ed25519 identity, encrypted and framed), `store` (the
+//! SQLite address book and message history, run on a thread of its own),
+//! `discovery` (mDNS and local port probing) and the actor, one task per
+//! node that drives [`gossipnet_proto::State`] and turns its output into
+//! I/O.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gossipnet_node::NodeError> {
