@@ -4,7 +4,6 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod api;
 mod cmd;
 mod graph;
 mod logging;

@@ -12,7 +12,9 @@
 //!   its identity key and address book across runs;
 //! - [`chat`]: the body of a chat message; [`crawl`]: the network as a
 //!   crawl sees it; [`admin`]: signing a network-wide shutdown; [`time`]:
-//!   the wall clock the node stamps messages with.
+//!   the wall clock the node stamps messages with; `control` (feature
+//!   `control-api`, on by default): the control API and dashboard, HTTP +
+//!   JSON on loopback.
 //!
 //! Inside, private: `transport` (TCP links with a Noise handshake that
 //! proves each peer's ed25519 identity, encrypted and framed), `store` (the
@@ -45,6 +47,8 @@ mod actor;
 pub mod admin;
 pub mod chat;
 mod config;
+#[cfg(feature = "control-api")]
+pub mod control;
 pub mod crawl;
 mod discovery;
 mod store;
@@ -96,6 +100,11 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+    /// The control API asked for with [`NodeBuilder::control_api`] could
+    /// not start.
+    #[cfg(feature = "control-api")]
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
 }
 
 /// A message delivered to this node.
@@ -224,6 +233,9 @@ pub struct Node {
     /// The network a crawl dials into (its secret is replaced by a
     /// throwaway key for each crawl).
     crawl_link: Arc<transport::LinkConfig>,
+    /// The control API served with the node, if it was asked for.
+    #[cfg(feature = "control-api")]
+    control: Option<Arc<control::ControlApiInfo>>,
 }
 
 impl Node {
@@ -328,6 +340,8 @@ impl Node {
             events,
             stopped,
             crawl_link,
+            #[cfg(feature = "control-api")]
+            control: None,
         })
     }
 
@@ -390,6 +404,13 @@ impl Node {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the node's control API listens and its cookie, if the node
+    /// was built with [`NodeBuilder::control_api`].
+    #[cfg(feature = "control-api")]
+    pub fn control_api(&self) -> Option<&control::ControlApiInfo> {
+        self.control.as_deref()
     }
 
     /// Events from now on: delivered messages and neighbour changes. A
@@ -521,6 +542,8 @@ pub struct NodeBuilder {
     peers: Vec<String>,
     seeds: Vec<String>,
     discovery: Option<bool>,
+    #[cfg(feature = "control-api")]
+    control_api: Option<SocketAddr>,
 }
 
 impl NodeBuilder {
@@ -578,6 +601,16 @@ impl NodeBuilder {
         self
     }
 
+    /// Serve the control API and dashboard (docs/API.md) on `addr`, a
+    /// loopback address (port 0 picks a free one), from start until the
+    /// node stops; with a data dir, `control.json` (mode 0600) says where
+    /// and gives the cookie. [`Node::control_api`] tells the program.
+    #[cfg(feature = "control-api")]
+    pub fn control_api(mut self, addr: SocketAddr) -> Self {
+        self.control_api = Some(addr);
+        self
+    }
+
     /// The configuration this builder makes.
     pub fn into_config(self) -> Result<NodeConfig, NodeError> {
         let secret = match (self.secret, &self.data_dir) {
@@ -608,8 +641,12 @@ impl NodeBuilder {
         Ok(config)
     }
 
-    /// Starts the node.
+    /// Starts the node (and its control API, if asked for).
     pub async fn spawn(self) -> Result<Node, NodeError> {
+        #[cfg(feature = "control-api")]
+        if let Some(addr) = self.control_api {
+            return control::spawn_node(self.into_config()?, addr).await;
+        }
         Node::spawn(self.into_config()?).await
     }
 }

@@ -1,5 +1,8 @@
 //! Runs the `echo_bot` example's code against a real node: two nodes over
-//! real TCP on loopback, one of them the bot.
+//! real TCP on loopback, one of them the bot, whose control API is read
+//! over HTTP as a browser or script would.
+
+#![cfg(feature = "control-api")]
 
 #[allow(dead_code)]
 #[path = "../examples/echo_bot.rs"]
@@ -9,15 +12,11 @@ use std::time::Duration;
 
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::{Node, NodeEvent};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_answers_a_message() {
-    let bot = Node::builder()
-        .name("echo-bot")
-        .discovery(false)
-        .spawn()
-        .await
-        .unwrap();
+    let bot = echo_bot::bot().discovery(false).spawn().await.unwrap();
     let user = Node::builder()
         .name("user")
         .discovery(false)
@@ -54,6 +53,30 @@ async fn the_echo_bot_answers_a_message() {
         .expect("the bot answers within a minute");
     assert_eq!(answer.text, "echo: hello bot");
     assert_eq!(answer.name.as_deref(), Some("echo-bot"));
+
+    // The bot's control API answers with its cookie, and only with it.
+    let api = bot.control_api().expect("the bot serves its API").clone();
+    let (status, without_cookie) = tokio::task::spawn_blocking(move || {
+        let url = format!("http://{}/api/status", api.addr());
+        let status: Value = ureq::get(&url)
+            .set("Authorization", &format!("Bearer {}", api.cookie()))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let without_cookie = match ureq::get(&url).call() {
+            Err(ureq::Error::Status(code, _)) => code,
+            other => panic!("without the cookie: {other:?}"),
+        };
+        (status, without_cookie)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status["id"], bot.id().to_string());
+    assert_eq!(status["name"], "echo-bot");
+    assert_eq!(status["role"], "node");
+    assert_eq!(status["active"][0]["id"], user.id().to_string());
+    assert_eq!(without_cookie, 401);
     user.leave().await.unwrap();
     bot.leave().await.unwrap();
     bot_task.abort();

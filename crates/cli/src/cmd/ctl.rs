@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use gossipnet_node::control::{ControlFile, CONTROL_FILE};
 use gossipnet_node::crawl::Topology;
 use gossipnet_node::{data_root, default_data_dir};
 use gossipnet_proto::{NodeId, SecretKey};
 use serde_json::{json, Value};
 
-use crate::api::{ControlFile, CONTROL_FILE};
 use crate::graph;
 
 /// `println!` that does not panic when standard output is a closed pipe
@@ -287,10 +287,10 @@ impl Client {
 /// Finds the control file of the node meant, or says how to name one.
 fn find_control(target: &Target) -> Result<Option<ControlFile>> {
     if let Some(dir) = &target.data_dir {
-        return ControlFile::read(dir).map(Some);
+        return read_control(dir).map(Some);
     }
     if let Some(name) = &target.name {
-        return ControlFile::read(&default_data_dir(name)).map(Some);
+        return read_control(&default_data_dir(name)).map(Some);
     }
     let running = running_nodes();
     if let Some(api) = target.api {
@@ -325,6 +325,12 @@ fn find_control(target: &Target) -> Result<Option<ControlFile>> {
             )
         }
     }
+}
+
+/// Reads a node's control file, or says why there is none to read.
+fn read_control(data_dir: &Path) -> Result<ControlFile> {
+    ControlFile::read(data_dir)
+        .context("no running node found (is the node running with this data directory?)")
 }
 
 /// Control files under the default root whose process is alive.
@@ -690,7 +696,8 @@ fn toml_string(s: &str) -> String {
 
 /// Writes a secret as one hex line, readable by its owner only.
 fn write_secret(path: &Path, hex: &str) -> Result<()> {
-    crate::api::write_private(path, &format!("{hex}\n"))
+    gossipnet_node::write_private(path, format!("{hex}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads an admin key file (as `network init` writes it).

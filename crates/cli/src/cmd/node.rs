@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
+use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::{default_data_dir, DataDir};
 use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
@@ -26,7 +27,6 @@ use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
 use super::chat;
-use crate::api;
 use crate::logging;
 use crate::signals::Signals;
 use crate::util::{clock, raise_fd_limit, read_hex32};
@@ -404,7 +404,18 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         e => anyhow!(e),
     })?;
     let role = if seed_role { "seed" } else { "node" };
-    let api = api::start(node.clone(), prepared.api, data_dir.as_deref(), role).await?;
+    let mut options = ControlOptions::new(prepared.api);
+    if let Some(dir) = &data_dir {
+        options = options.data_dir(dir);
+    }
+    let api = control::serve(node.clone(), options)
+        .await
+        .map_err(|e| match e {
+            ControlError::Bind { addr, source } => anyhow!(source).context(format!(
+                "cannot listen for the control API on {addr}; pick another with --api"
+            )),
+            e => anyhow!(e),
+        })?;
     {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
@@ -416,8 +427,9 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         );
         let _ = writeln!(
             err,
-            "control API on http://{} (dashboard: http://{}/?cookie={})",
-            api.addr, api.addr, api.cookie
+            "control API on http://{} (dashboard: {})",
+            api.info().addr(),
+            api.info().dashboard_url()
         );
     }
     // Terminal chat (cmd::chat): on a terminal, a line editor replaces the

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use gossipnet_node::control::{ControlFile, CONTROL_FILE};
 use serde::Serialize;
-
-use crate::api::{ControlFile, CONTROL_FILE};
 
 /// Time every process gets to start and open its control API.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,171 @@
+//! What the node hears, as the API shows it: the live event stream
+//! (server-sent events at `/api/events`) and the ring of recent messages
+//! behind `/api/messages`, which the dashboard reads on load.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use gossipnet_proto::envelope::Kind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::routes::ApiState;
+use super::{DEFAULT_MESSAGES, RECENT_MESSAGES};
+use crate::chat::ChatBody;
+use crate::{NodeEvent, Received};
+
+/// The last [`RECENT_MESSAGES`] messages delivered, oldest first, each as
+/// its event's JSON with its `kind`.
+#[derive(Debug, Default)]
+pub(super) struct Recent(Mutex<VecDeque<Value>>);
+
+impl Recent {
+    /// Keeps `value`, forgetting the oldest when full.
+    fn push(&self, value: Value) {
+        if let Ok(mut recent) = self.0.lock() {
+            if recent.len() == RECENT_MESSAGES {
+                recent.pop_front();
+            }
+            recent.push_back(value);
+        }
+    }
+
+    /// The last `limit` kept, oldest first.
+    fn last(&self, limit: usize) -> Vec<Value> {
+        let recent = self.0.lock().map(|r| r.clone()).unwrap_or_default();
+        let skip = recent.len().saturating_sub(limit);
+        recent.into_iter().skip(skip).collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Limit {
+    limit: Option<usize>,
+}
+
+/// `/api/messages`: the last messages delivered here.
+pub(super) async fn messages(
+    State(state): State<Arc<ApiState>>,
+    Query(q): Query<Limit>,
+) -> Json<Value> {
+    let limit = q.limit.unwrap_or(DEFAULT_MESSAGES).min(RECENT_MESSAGES);
+    Json(Value::Array(state.recent.last(limit)))
+}
+
+/// The live stream: delivered messages and neighbour changes.
+pub(super) async fn events(
+    State(state): State<Arc<ApiState>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.node.subscribe();
+    let closing = state.closing.clone();
+    let stream = futures_util::stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
+        loop {
+            let received = tokio::select! {
+                received = rx.recv() => received,
+                // A stream that never ends would hold the server's
+                // graceful shutdown open.
+                _ = closing.wait_for(|c| *c) => return None,
+            };
+            match received {
+                Ok(event) => {
+                    if let Some((kind, data)) = event_json(&event) {
+                        let event = Event::default().event(kind).data(data.to_string());
+                        return Some((Ok(event), (rx, closing)));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// An event as the API shows it: its type and JSON.
+fn event_json(event: &NodeEvent) -> Option<(&'static str, Value)> {
+    Some(match event {
+        NodeEvent::Message(m) => ("message", message_json(m)),
+        NodeEvent::Direct(d) => (
+            "direct",
+            json!({
+                "id": d.id.to_string(),
+                "origin": d.from.to_string(),
+                "name": d.name,
+                "text": d.text,
+                "time": d.time_ms,
+            }),
+        ),
+        NodeEvent::NeighborUp(p) => ("neighbor_up", json!({ "peer": p.to_string() })),
+        NodeEvent::NeighborDown(p) => ("neighbor_down", json!({ "peer": p.to_string() })),
+    })
+}
+
+fn message_json(m: &Received) -> Value {
+    let chat = (m.kind == Kind::Chat)
+        .then(|| ChatBody::decode(&m.body))
+        .flatten();
+    let kind = match m.kind {
+        Kind::Chat => "chat".to_string(),
+        Kind::Direct => "direct".to_string(),
+        Kind::Shutdown => "shutdown".to_string(),
+        Kind::Custom(n) => format!("custom-{n}"),
+    };
+    json!({
+        "id": m.id.to_string(),
+        "origin": m.origin.to_string(),
+        "name": chat.as_ref().and_then(|c| c.name.clone()),
+        "text": chat.map(|c| c.text),
+        "time": m.time_ms,
+        "hops": m.hops,
+        "kind": kind,
+    })
+}
+
+/// Keeps the last messages for `/api/messages`, until the server stops.
+pub(super) async fn keep_recent(state: Arc<ApiState>, mut rx: broadcast::Receiver<NodeEvent>) {
+    let mut closing = state.closing.clone();
+    loop {
+        let received = tokio::select! {
+            received = rx.recv() => received,
+            _ = closing.wait_for(|c| *c) => return,
+        };
+        let value = match received {
+            Ok(NodeEvent::Message(m)) => message_json(&m),
+            Ok(event @ NodeEvent::Direct(_)) => match event_json(&event) {
+                Some((_, mut v)) => {
+                    v["kind"] = json!("direct");
+                    v
+                }
+                None => continue,
+            },
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        state.recent.push(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_newest() {
+        let recent = Recent::default();
+        for i in 0..RECENT_MESSAGES + 5 {
+            recent.push(json!(i));
+        }
+        let all = recent.last(usize::MAX);
+        assert_eq!(all.len(), RECENT_MESSAGES);
+        assert_eq!(all[0], json!(5));
+        assert_eq!(
+            recent.last(2),
+            vec![json!(RECENT_MESSAGES + 3), json!(RECENT_MESSAGES + 4)]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! `/metrics`: the node's counters and gauges in the Prometheus text
+//! exposition format (version 0.0.4), read from its status at each scrape.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+
+use super::routes::{unavailable, ApiError, ApiState};
+
+/// Prometheus text exposition of the node's counters and gauges.
+pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let s = state.node.status().await.map_err(unavailable)?;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    };
+    metric("gossipnet_up", "gauge", "1 while the node runs.", 1.0);
+    metric(
+        "gossipnet_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+        s.uptime_s as f64,
+    );
+    metric(
+        "gossipnet_links",
+        "gauge",
+        "Open links to other nodes.",
+        s.links as f64,
+    );
+    metric(
+        "gossipnet_active_view_size",
+        "gauge",
+        "Neighbours in the active view (HyParView).",
+        s.active.len() as f64,
+    );
+    metric(
+        "gossipnet_passive_view_size",
+        "gauge",
+        "Peers in the passive view (HyParView).",
+        s.passive.len() as f64,
+    );
+    metric(
+        "gossipnet_seeds_reachable",
+        "gauge",
+        "Configured seeds with an open link.",
+        s.seeds_reachable as f64,
+    );
+    metric(
+        "gossipnet_messages_broadcast_total",
+        "counter",
+        "Messages this node broadcast.",
+        s.broadcast as f64,
+    );
+    metric(
+        "gossipnet_messages_delivered_total",
+        "counter",
+        "Broadcast messages delivered here, each once.",
+        s.delivered as f64,
+    );
+    metric(
+        "gossipnet_messages_forwarded_total",
+        "counter",
+        "Full copies of broadcast messages sent to neighbours.",
+        s.forwarded as f64,
+    );
+    metric(
+        "gossipnet_messages_duplicate_total",
+        "counter",
+        "Duplicate copies of broadcast messages received.",
+        s.duplicates as f64,
+    );
+    metric(
+        "gossipnet_link_messages_sent_total",
+        "counter",
+        "Protocol messages queued to links.",
+        s.messages_sent as f64,
+    );
+    metric(
+        "gossipnet_link_messages_received_total",
+        "counter",
+        "Protocol messages read from links.",
+        s.messages_received as f64,
+    );
+    metric(
+        "gossipnet_bytes_sent_total",
+        "counter",
+        "Bytes of protocol messages queued to links.",
+        s.bytes_sent as f64,
+    );
+    metric(
+        "gossipnet_bytes_received_total",
+        "counter",
+        "Bytes of protocol messages read from links.",
+        s.bytes_received as f64,
+    );
+    metric(
+        "gossipnet_handshake_failures_total",
+        "counter",
+        "Links that failed their handshake, either way.",
+        s.handshake_failures as f64,
+    );
+    if let Some(e) = s.size_estimate {
+        metric(
+            "gossipnet_network_size_estimate",
+            "gauge",
+            "Gossip estimate of the number of nodes in the network.",
+            e,
+        );
+    }
+    if let Some(r) = s.registry_size {
+        metric(
+            "gossipnet_registry_size",
+            "gauge",
+            "Live nodes in this seed's registry.",
+            r as f64,
+        );
+    }
+    let _ = writeln!(out, "# HELP gossipnet_node_info The node's identity.");
+    let _ = writeln!(out, "# TYPE gossipnet_node_info gauge");
+    let _ = writeln!(
+        out,
+        "gossipnet_node_info{{id=\"{}\",name=\"{}\",role=\"{}\"}} 1",
+        s.id,
+        label(s.name.as_deref().unwrap_or("")),
+        s.role
+    );
+    let mut response = out.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
