@@ -13,6 +13,11 @@
 //! shutdown does not obey the same command again. A command with a bad
 //! signature never gets this far: it is dropped before it is delivered or
 //! forwarded.
+//!
+//! An embedder needs only the signing side: [`sign_shutdown`] makes a
+//! command with the admin key, wherever that key is kept, and
+//! [`Node::publish_admin`](crate::Node::publish_admin) sends it. The checks
+//! every node runs on what it receives stay inside the crate.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,20 +38,20 @@ pub const MAX_AGE: Duration = Duration::from_secs(600);
 pub const MAX_SKEW: Duration = Duration::from_secs(60);
 /// The file in the data directory that remembers the last command obeyed,
 /// per admin key.
-pub const SEEN_FILE: &str = "admin-seen";
+pub(crate) const SEEN_FILE: &str = "admin-seen";
 /// Largest shutdown body: a network id and little else.
 const MAX_BODY: usize = 256;
 
 /// The body of a shutdown command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShutdownBody {
+pub(crate) struct ShutdownBody {
     /// The network the command is for.
-    pub network_id: String,
+    pub(crate) network_id: String,
 }
 
 /// Why a shutdown command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Not a signed envelope, or its signature does not verify.
     #[error("it is not signed, or its signature does not verify")]
     BadSignature,
@@ -102,7 +107,7 @@ pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result
 /// Checks that `bytes` is a validly signed shutdown command, whoever signed
 /// it; returns the envelope. The full check against a node's config is
 /// [`AdminState::check`].
-pub fn verify_signed(bytes: &[u8]) -> Result<SignedEnvelope, Refusal> {
+pub(crate) fn verify_signed(bytes: &[u8]) -> Result<SignedEnvelope, Refusal> {
     let signed =
         gossipnet_proto::envelope::decode_verified(bytes).map_err(|_| Refusal::BadSignature)?;
     if signed.envelope().kind != Kind::Shutdown {
@@ -113,7 +118,7 @@ pub fn verify_signed(bytes: &[u8]) -> Result<SignedEnvelope, Refusal> {
 
 /// What a node remembers of admin commands.
 #[derive(Debug, Default)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     path: Option<PathBuf>,
     last: HashMap<NodeId, u64>,
 }
@@ -121,7 +126,7 @@ pub struct AdminState {
 impl AdminState {
     /// Loads what the data directory remembers (nothing without one, or if
     /// the file is missing; unreadable lines are skipped).
-    pub fn load(data_dir: Option<&Path>) -> Self {
+    pub(crate) fn load(data_dir: Option<&Path>) -> Self {
         let path = data_dir.map(|d| d.join(SEEN_FILE));
         let mut last = HashMap::new();
         if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
@@ -138,7 +143,7 @@ impl AdminState {
     }
 
     /// Decides whether to obey a shutdown command.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         bytes: &[u8],
         admin_keys: &[NodeId],
@@ -174,7 +179,7 @@ impl AdminState {
 
     /// Remembers that the command `seq` of `admin` was obeyed, in the data
     /// directory too, before the node acts on it.
-    pub fn obeyed(&mut self, admin: NodeId, seq: u64) -> std::io::Result<()> {
+    pub(crate) fn obeyed(&mut self, admin: NodeId, seq: u64) -> std::io::Result<()> {
         self.last.insert(admin, seq);
         let Some(path) = &self.path else {
             return Ok(());

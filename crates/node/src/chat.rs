@@ -2,6 +2,10 @@
 //!
 //! The name travels in the signed body so a receiver can print it without
 //! knowing the author's record; it is a label only (the id is the identity).
+//!
+//! [`Node::broadcast_text`](crate::Node::broadcast_text) sends one; a
+//! subscriber reads one back with [`ChatBody::decode`] from the body of a
+//! [`Received`](crate::Received) of kind `Chat`.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,17 +16,19 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 /// Longest name in bytes (as in a node record).
 pub const MAX_NAME_BYTES: usize = gossipnet_proto::record::MAX_NAME_LEN;
 
-/// A chat line.
+/// A chat line: what travels, signed, in the body of a `Chat` message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatBody {
     /// The author's name, if it has one.
     pub name: Option<String>,
-    /// The text.
+    /// What the author wrote, at most [`MAX_TEXT_BYTES`]; control
+    /// characters are replaced on decode.
     pub text: String,
 }
 
 impl ChatBody {
-    /// Encodes the body.
+    /// The bytes of the body, for [`Node::broadcast`](crate::Node::broadcast)
+    /// with `Kind::Chat`.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).unwrap_or_default()
     }

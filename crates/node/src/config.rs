@@ -4,6 +4,9 @@
 //! Every limit here bounds something a remote peer could otherwise make the
 //! node spend (links, handshakes, queue memory); each has a default that
 //! serves a laptop in a network of thousands.
+//!
+//! The module is private: [`NodeConfig`], [`Limits`] and the defaults an
+//! embedder may want to name are re-exported from the crate root.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,11 +52,12 @@ pub struct Limits {
 
 /// Inbound links a seed takes by default: every node of the network keeps
 /// registering with it, so it needs a slot per node, not per neighbour.
-pub const SEED_MAX_INBOUND: usize = 4096;
+pub(crate) const SEED_MAX_INBOUND: usize = 4096;
 
 impl Limits {
-    /// The limits of a seed: [`SEED_MAX_INBOUND`] inbound links, the rest as
-    /// for any node.
+    /// The limits of a seed: room for an inbound link from every node of a
+    /// network of thousands (each keeps registering with its seeds), the
+    /// rest as for any node.
     pub fn for_seed() -> Self {
         Self {
             max_inbound: SEED_MAX_INBOUND,
@@ -78,7 +82,8 @@ impl Default for Limits {
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// The node's identity.
+    /// The node's ed25519 secret key: its public half is the node's id,
+    /// which every link proves to the peer.
     pub secret: SecretKey,
     /// Only nodes with the same network id link with each other.
     pub network_id: String,
@@ -105,7 +110,8 @@ pub struct NodeConfig {
     /// LAN discovery: announce and browse by multicast DNS, and probe the
     /// default port range on this machine while the node has no neighbour.
     pub discovery: bool,
-    /// Limits.
+    /// What peers may make the node hold: links, handshakes, queued
+    /// messages; [`Limits::for_seed`] for a seed.
     pub limits: Limits,
     /// The protocol's tunables.
     pub proto: gossipnet_proto::Config,
@@ -137,7 +143,7 @@ impl NodeConfig {
     /// key, and its handshake timeout. The one place a [`LinkConfig`] is
     /// derived from a node's config, so the links the node serves and the
     /// ones it dials (a crawl swaps in a throwaway key) cannot drift apart.
-    pub fn link_config(&self) -> LinkConfig {
+    pub(crate) fn link_config(&self) -> LinkConfig {
         LinkConfig {
             secret: self.secret.clone(),
             network_id: self.network_id.clone(),

@@ -8,6 +8,9 @@
 //! hangs up. Dials are bounded in number at once and in time each; a node
 //! named by a neighbour that does not answer in time is reported as
 //! unreachable, not waited for.
+//!
+//! A crawl is started with [`Node::crawl`](crate::Node::crawl); this module
+//! holds what it returns.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -28,7 +31,8 @@ use crate::transport::{self, LinkConfig};
 /// One node as the crawl saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CrawledNode {
-    /// Its id.
+    /// The node's id: proven by the handshake if it answered, else as the
+    /// neighbour or seed that named it gave it.
     pub id: NodeId,
     /// The name it goes by, if it answered and has one.
     pub name: Option<String>,
@@ -56,22 +60,22 @@ pub struct Topology {
     pub links: Vec<(NodeId, NodeId)>,
     /// Links from a node to a seed it keeps registered with: (node, seed).
     pub seed_links: Vec<(NodeId, NodeId)>,
-    /// How long the crawl took.
+    /// How long the crawl took, in milliseconds.
     pub elapsed_ms: u64,
 }
 
 /// Most nodes one crawl dials at once: enough to crawl thousands of nodes
 /// in seconds, few enough not to look like an attack to anyone.
-pub const CONCURRENCY: usize = 32;
+pub(crate) const CONCURRENCY: usize = 32;
 /// Time one node is given to connect, shake hands and answer.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most nodes one crawl looks at: bounds its memory whatever the replies
 /// claim.
-pub const MAX_NODES: usize = 20_000;
+pub(crate) const MAX_NODES: usize = 20_000;
 /// Longest a whole crawl runs: replies naming thousands of nodes that never
 /// answer must not keep it going for an hour. Nodes not asked by then count
 /// as unreachable.
-pub const MAX_DURATION: Duration = Duration::from_secs(120);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(120);
 
 /// How far a crawl has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +91,7 @@ pub struct Progress {
 /// Crawls the network starting from the node at `start` (expected to prove
 /// the id `from`), dialling with `cfg` (whose secret should be a throwaway
 /// key). `progress` is called after every answer or failure.
-pub async fn crawl(
+pub(crate) async fn crawl(
     from: NodeId,
     start: Vec<SocketAddr>,
     cfg: LinkConfig,

@@ -1,17 +1,27 @@
 //! gossipnet-node: the tokio runtime around the sans-IO protocol core, and
 //! the API a Rust program embeds a node with.
 //!
-//! - [`transport`]: TCP links with a Noise handshake that proves each
-//!   peer's ed25519 identity, encrypted and framed;
-//! - [`store`]: the data directory (identity key, SQLite address book and
-//!   message history);
-//! - [`config`]: what a node is told at start, and its limits;
-//! - [`chat`]: the body of a chat message;
-//! - `control` (feature `control-api`, on by default): the control API and
-//!   dashboard, HTTP + JSON on loopback;
-//! - [`fs`]: files only their owner may read;
-//! - the actor (private): one task per node that drives
-//!   [`gossipnet_proto::State`] and turns its output into I/O.
+//! The public API:
+//!
+//! - [`Node`], started from a [`NodeConfig`] or a [`NodeBuilder`]: broadcast,
+//!   direct messages, [`Status`], and the [`NodeEvent`]s a subscriber hears;
+//! - [`NodeConfig`] and [`Limits`]: what a node is told at start, and what
+//!   it lets peers make it hold, with the defaults [`DEFAULT_NETWORK_ID`],
+//!   [`DEFAULT_PORT`] and [`DEFAULT_PORT_RANGE`];
+//! - [`DataDir`], [`data_root`] and [`default_data_dir`]: where a node keeps
+//!   its identity key and address book across runs;
+//! - [`chat`]: the body of a chat message; [`crawl`]: the network as a
+//!   crawl sees it; [`admin`]: signing a network-wide shutdown; [`time`]:
+//!   the wall clock the node stamps messages with; `control` (feature
+//!   `control-api`, on by default): the control API and dashboard, HTTP +
+//!   JSON on loopback.
+//!
+//! Inside, private: `transport` (TCP links with a Noise handshake that
+//! proves each peer's ed25519 identity, encrypted and framed), `store` (the
+//! SQLite address book and message history, run on a thread of its own),
+//! `discovery` (mDNS and local port probing) and the actor, one task per
+//! node that drives [`gossipnet_proto::State`] and turns its output into
+//! I/O.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gossipnet_node::NodeError> {
@@ -36,14 +46,14 @@
 mod actor;
 pub mod admin;
 pub mod chat;
-pub mod config;
+mod config;
 #[cfg(feature = "control-api")]
 pub mod control;
 pub mod crawl;
-pub mod discovery;
-pub mod store;
+mod discovery;
+mod store;
 pub mod time;
-pub mod transport;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,7 +69,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-pub use config::{Limits, NodeConfig};
+pub use config::{Limits, NodeConfig, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
+pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};
 
 use actor::{Actor, ToActor};
 
@@ -69,9 +80,9 @@ pub enum NodeError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        /// The address.
+        /// The address the node was to listen on.
         addr: SocketAddr,
-        /// Why.
+        /// What the OS said (the port is in use, say).
         source: std::io::Error,
     },
     /// The node's own record is invalid (a bad name or address).
@@ -99,7 +110,8 @@ pub enum NodeError {
 /// A message delivered to this node.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Its id.
+    /// The message's id (the hash of its signed envelope), the same on
+    /// every node it reaches.
     pub id: MessageId,
     /// Who wrote and signed it.
     pub origin: NodeId,
@@ -107,24 +119,25 @@ pub struct Received {
     pub seq: u64,
     /// When the origin sent it (its clock, Unix milliseconds).
     pub time_ms: u64,
-    /// What kind of message.
+    /// What kind of message, and so how to read the body (`Chat`: a
+    /// [`chat::ChatBody`]).
     pub kind: Kind,
-    /// The body.
+    /// The body as the origin signed it.
     pub body: Bytes,
-    /// Hops it travelled.
+    /// How many links it crossed from the origin to this node.
     pub hops: u16,
 }
 
 /// A direct message to this node, opened.
 #[derive(Debug, Clone)]
 pub struct DirectMessage {
-    /// Its id.
+    /// The message's id, as [`Node::send_direct`] returned it to the sender.
     pub id: MessageId,
     /// Who wrote and signed it.
     pub from: NodeId,
     /// The name the sender goes by.
     pub name: Option<String>,
-    /// The text.
+    /// What the sender wrote, decrypted.
     pub text: String,
     /// When the sender sent it (its clock, Unix milliseconds).
     pub time_ms: u64,
@@ -146,18 +159,18 @@ pub enum NodeEvent {
 /// One neighbour in a [`Status`].
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
-    /// Its id.
+    /// The neighbour's id.
     pub id: NodeId,
-    /// The address of the link to it.
+    /// The address of the link to it (`None` while no link is open).
     pub addr: Option<SocketAddr>,
 }
 
 /// A node's view of itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    /// Id.
+    /// The node's id (the public half of its key).
     pub id: NodeId,
-    /// Name.
+    /// The name shown beside the id, if it has one.
     pub name: Option<String>,
     /// The network it belongs to.
     pub network_id: String,
@@ -165,19 +178,22 @@ pub struct Status {
     pub listen: SocketAddr,
     /// The addresses in its record.
     pub advertise: Vec<SocketAddr>,
-    /// Seconds since start.
+    /// Seconds since the node started.
     pub uptime_s: u64,
-    /// "node" or "seed".
+    /// "node" (in the overlay) or "seed" (keeps the registry).
     pub role: &'static str,
-    /// Active view.
+    /// The neighbours (HyParView's active view): the peers messages are
+    /// exchanged with.
     pub active: Vec<PeerStatus>,
-    /// Passive view.
+    /// Peers known and kept in reserve (HyParView's passive view), to
+    /// replace a neighbour that leaves.
     pub passive: Vec<NodeId>,
-    /// Open links.
+    /// Links established now, to neighbours and to other peers (seeds,
+    /// peers being tried).
     pub links: usize,
-    /// Seeds configured.
+    /// Seeds in the config.
     pub seeds_configured: usize,
-    /// Seeds with an open link.
+    /// Seeds this node has a link to now.
     pub seeds_reachable: usize,
     /// Records in the registry (seeds only).
     pub registry_size: Option<usize>,
@@ -555,7 +571,7 @@ impl NodeBuilder {
         self
     }
 
-    /// The network id (default [`config::DEFAULT_NETWORK_ID`]).
+    /// The network id (default [`DEFAULT_NETWORK_ID`]).
     pub fn network_id(mut self, id: impl Into<String>) -> Self {
         self.network_id = Some(id.into());
         self

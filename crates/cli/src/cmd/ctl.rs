@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use gossipnet_node::control::{ControlFile, CONTROL_FILE};
 use gossipnet_node::crawl::Topology;
-use gossipnet_node::store::{data_root, default_data_dir};
+use gossipnet_node::{data_root, default_data_dir};
 use gossipnet_proto::{NodeId, SecretKey};
 use serde_json::{json, Value};
 
@@ -696,7 +696,7 @@ fn toml_string(s: &str) -> String {
 
 /// Writes a secret as one hex line, readable by its owner only.
 fn write_secret(path: &Path, hex: &str) -> Result<()> {
-    gossipnet_node::store::write_private(path, format!("{hex}\n").as_bytes())
+    gossipnet_node::write_private(path, format!("{hex}\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

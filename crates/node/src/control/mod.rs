@@ -76,34 +76,34 @@ pub enum ControlError {
     /// The address could not be bound.
     #[error("cannot listen for the control API on {addr}")]
     Bind {
-        /// The address.
+        /// The address the API was to listen on.
         addr: SocketAddr,
-        /// Why.
+        /// What the OS said (the port is in use, say).
         source: std::io::Error,
     },
     /// The control file could not be written.
     #[error("cannot write {}", path.display())]
     Write {
-        /// The file.
+        /// The control file, in the node's data directory.
         path: PathBuf,
-        /// Why.
+        /// What the OS said.
         source: std::io::Error,
     },
     /// The control file could not be read (no node runs with this data
     /// directory, say).
     #[error("cannot read {}", path.display())]
     Read {
-        /// The file.
+        /// The control file looked for.
         path: PathBuf,
-        /// Why.
+        /// What the OS said.
         source: std::io::Error,
     },
     /// The control file is not one a node wrote.
     #[error("{} is not valid", path.display())]
     Invalid {
-        /// The file.
+        /// The control file read.
         path: PathBuf,
-        /// Why.
+        /// Where and how its JSON does not parse as a control file.
         source: serde_json::Error,
     },
     /// The node stopped before its control API started.

@@ -329,6 +329,7 @@ impl AddressBook {
     }
 
     /// Forgets `id`: its record and every address noted for it.
+    #[cfg(test)]
     pub fn forget(&mut self, id: NodeId) -> Result<(), StoreError> {
         let id = id.as_bytes().as_slice();
         self.conn
@@ -369,15 +370,18 @@ impl AddressBook {
     }
 
     /// How many peers (signed records) are stored.
+    #[cfg(test)]
     pub fn len(&self) -> Result<usize, StoreError> {
         self.count("SELECT count(*) FROM peers")
     }
 
     /// Whether no peer record is stored.
+    #[cfg(test)]
     pub fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.len()? == 0)
     }
 
+    #[cfg(test)]
     pub(super) fn count(&self, sql: &str) -> Result<usize, StoreError> {
         let n: i64 = self
             .conn

@@ -50,6 +50,12 @@ pub fn data_root() -> PathBuf {
 }
 
 /// A node's data directory: its identity key and its database.
+///
+/// A program that keeps one identity across runs opens the directory,
+/// takes the key from [`load_or_create_identity`](Self::load_or_create_identity)
+/// for [`NodeConfig::new`](crate::NodeConfig::new), and sets
+/// [`NodeConfig::data_dir`](crate::NodeConfig::data_dir) to the same path so
+/// the node keeps its address book there.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     path: PathBuf,
@@ -87,12 +93,12 @@ impl DataDir {
     }
 
     /// Where the identity key lives.
-    pub fn identity_path(&self) -> PathBuf {
+    pub(crate) fn identity_path(&self) -> PathBuf {
         self.path.join(IDENTITY_FILE)
     }
 
     /// Where the database lives.
-    pub fn database_path(&self) -> PathBuf {
+    pub(crate) fn database_path(&self) -> PathBuf {
         self.path.join(DATABASE_FILE)
     }
 

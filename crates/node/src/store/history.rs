@@ -13,6 +13,7 @@ use super::{AddressBook, StoreError, MAX_HISTORY, PRUNE_EVERY};
 
 impl AddressBook {
     /// How many messages the history holds.
+    #[cfg(test)]
     pub fn history_len(&self) -> Result<usize, StoreError> {
         self.count("SELECT count(*) FROM messages")
     }
@@ -52,6 +53,7 @@ impl AddressBook {
     }
 
     /// Up to `limit` envelopes from the history, newest first.
+    #[cfg(test)]
     pub fn recent_messages(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self
             .conn

@@ -44,6 +44,8 @@ mod book;
 mod datadir;
 mod history;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 pub use book::{AddressBook, Candidate};
 pub use datadir::{data_root, default_data_dir, write_private, DataDir};
@@ -157,6 +159,7 @@ enum Command {
         envelope: Bytes,
     },
     Candidates(usize, oneshot::Sender<Result<Vec<Candidate>, StoreError>>),
+    #[cfg(test)]
     RecentMessages(usize, oneshot::Sender<Result<Vec<Vec<u8>>, StoreError>>),
     Close(oneshot::Sender<()>),
 }
@@ -244,6 +247,7 @@ impl Store {
                 let _ = reply.send(book.candidates(limit));
                 Ok(())
             }
+            #[cfg(test)]
             Command::RecentMessages(limit, reply) => {
                 let _ = reply.send(book.recent_messages(limit));
                 Ok(())
@@ -315,13 +319,17 @@ impl StoreHandle {
             .await?
     }
 
-    /// Up to `limit` envelopes from the history, newest first.
+    /// Up to `limit` envelopes from the history, newest first. Only the
+    /// tests read the history back for now.
+    #[cfg(test)]
     pub async fn recent_messages(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.query(|reply| Command::RecentMessages(limit, reply))
             .await?
     }
 
-    /// Writes dropped because the store thread was behind or closed.
+    /// Writes dropped because the store thread was behind or closed (each
+    /// drop is logged as it happens; the tests read the count).
+    #[cfg(test)]
     pub fn dropped_writes(&self) -> u64 {
         self.shared.dropped_writes.load(Ordering::Relaxed)
     }

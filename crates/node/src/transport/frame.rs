@@ -213,11 +213,6 @@ pub struct LinkWriter {
 }
 
 impl LinkWriter {
-    /// The peer's proven node id.
-    pub fn peer(&self) -> NodeId {
-        self.peer
-    }
-
     /// Sends `msgs` in order. The batch is coalesced into frames and written
     /// with one `write_all` (several only for a batch past 1 MiB, which keeps
     /// the buffer bounded).

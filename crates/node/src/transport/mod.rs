@@ -11,10 +11,11 @@
 //!    apart: the magic `b"GSPN"`, the protocol version (u16 BE), the first 8
 //!    bytes of `blake3(network_id)`, and a flag byte (bit 0: a pre-shared key is
 //!    in use; other bits are ignored, kept for later). A status record is one
-//!    status byte (0 = accepted) and a reason of at most [`MAX_REASON_BYTES`]
-//!    bytes, preceded by its length in one byte. The preamble exists so that a
-//!    peer refused for its version, network, key or the listener's load learns
-//!    why, in words, instead of watching a Noise handshake fail.
+//!    status byte (0 = accepted) and a reason of at most
+//!    [`MAX_REASON_BYTES`](preamble::MAX_REASON_BYTES) bytes, preceded by its
+//!    length in one byte. The preamble exists so that a peer refused for its
+//!    version, network, key or the listener's load learns why, in words,
+//!    instead of watching a Noise handshake fail.
 //! 2. **Noise.** `Noise_XX_25519_ChaChaPoly_BLAKE2s`, or
 //!    `Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s` on a private network, with the
 //!    prologue `b"gossipnet/v1/" || network_id`. The Noise static keys are made
@@ -43,8 +44,10 @@
 //!
 //! The parts: `preamble` (the plaintext hello and status records),
 //! `handshake` (Noise and the identity proof) and `frame` (the framed,
-//! encrypted halves of an established link). This module is their public
-//! face: the config, the errors, [`connect`], [`accept`] and [`refuse`].
+//! encrypted halves of an established link). This module is their face to
+//! the rest of the crate: the config, the errors, [`connect`], [`accept`]
+//! and [`refuse`]. It is not public: an embedder gets links through a
+//! [`Node`](crate::Node), never by hand.
 
 use std::fmt;
 use std::io;
@@ -56,6 +59,8 @@ use tokio::net::TcpStream;
 
 mod frame;
 mod handshake;
+#[cfg(test)]
+mod link_tests;
 mod preamble;
 #[cfg(test)]
 mod tests;
@@ -65,13 +70,15 @@ pub use frame::{LinkReader, LinkWriter};
 // [`HandshakeError::WrongVersion`]) and the bound on one message are the
 // wire's: a link carries exactly what `wire` encodes, so both live there.
 pub use gossipnet_proto::wire::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
-pub use preamble::MAX_REASON_BYTES;
 
 use handshake::{accept_with, connect_with, make_proof, run_with_timeout};
 use preamble::{put_status, read_hello, reply_hello, Hello, Status};
 
 /// Time allowed for preamble and handshake together when the caller has no
 /// opinion: a few round trips over the worst link we expect, with margin.
+/// Only tests build a [`LinkConfig`] by hand; a node derives its own from
+/// its [`Limits`](crate::Limits).
+#[cfg(test)]
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one end of a link identifies itself and which network it joins.
@@ -89,6 +96,7 @@ pub struct LinkConfig {
 
 impl LinkConfig {
     /// An open-network config with [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    #[cfg(test)]
     pub fn new(secret: SecretKey, network_id: impl Into<String>) -> Self {
         Self {
             secret,

@@ -1,7 +1,8 @@
-//! Unit tests of the link internals the public API cannot reach: the hello
-//! codec, status records, the identity proof, forged proofs on either side,
-//! and readers and writers fed raw or broken frames. Whole links through the
-//! public API are tested in `crates/node/tests/transport.rs`.
+//! Unit tests of the link internals the module's face cannot reach: the
+//! hello codec, status records, the identity proof, forged proofs on either
+//! side, and readers and writers fed raw or broken frames. Whole links
+//! through [`connect`], [`accept`] and [`refuse`] are tested in
+//! `link_tests`.
 
 use bytes::Bytes;
 use gossipnet_proto::identity::Signature;
@@ -9,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::handshake::{check_proof, proof_message, NOISE_KEY_BYTES, PROOF_BYTES};
-use super::preamble::NETWORK_TAG_BYTES;
+use super::preamble::{MAX_REASON_BYTES, NETWORK_TAG_BYTES};
 use super::*;
 
 fn config(seed: u8) -> LinkConfig {

@@ -1,19 +1,22 @@
-//! Real-socket tests of the link layer: two ends over TCP on 127.0.0.1 with
-//! ephemeral ports, each refusal checked on both sides, and the framing
-//! checked with messages larger than a frame and batches of many small ones.
-//! Nothing here waits on a sleep; the only clock is the handshake timeout.
+//! Real-socket tests of whole links through the module's face ([`connect`],
+//! [`accept`], [`refuse`] and the halves of a [`Link`]): two ends over TCP on
+//! 127.0.0.1 with ephemeral ports, each refusal checked on both sides, and
+//! the framing checked with messages larger than a frame and batches of many
+//! small ones. Nothing here waits on a sleep; the only clock is the handshake
+//! timeout.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use gossipnet_node::transport::{
-    accept, connect, refuse, HandshakeError, Link, LinkConfig, LinkError, MAX_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
-};
 use gossipnet_proto::identity::SecretKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use super::{
+    accept, connect, refuse, HandshakeError, Link, LinkConfig, LinkError, LinkReader, LinkWriter,
+    MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 
 /// Long enough for any loaded CI machine to finish a loopback handshake, and
 /// short enough that the timeout tests end quickly.
@@ -310,7 +313,7 @@ async fn message_over_the_limit_is_refused() {
 #[test]
 fn halves_can_move_to_other_tasks() {
     fn is_send<T: Send + 'static>() {}
-    is_send::<gossipnet_node::transport::LinkReader>();
-    is_send::<gossipnet_node::transport::LinkWriter>();
+    is_send::<LinkReader>();
+    is_send::<LinkWriter>();
     is_send::<Link>();
 }

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use bytes::Bytes;
-use gossipnet_node::store::{
+use gossipnet_proto::record::{NodeRecord, SignedRecord};
+use gossipnet_proto::{MessageId, NodeId, SecretKey};
+
+use super::{
     write_private, AddressBook, DataDir, Store, StoreError, MAX_FAILURES, MAX_HISTORY, PRUNE_EVERY,
     STORE_CHANNEL_CAPACITY,
 };
-use gossipnet_proto::record::{NodeRecord, SignedRecord};
-use gossipnet_proto::{MessageId, NodeId, SecretKey};
 
 fn key(seed: u8) -> SecretKey {
     SecretKey::from_bytes(&[seed; 32])

@@ -18,12 +18,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::Duration;
 
-use gossipnet_node::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
-use gossipnet_node::discovery::{probe_targets, Discovered, Mdns};
 use gossipnet_proto::identity::SecretKey;
 use gossipnet_proto::NodeId;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
+
+use super::{net_tag, probe_targets, Discovered, Mdns};
+use crate::config::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 
 /// Set in the environment of a test re-run inside a namespace.
 const IN_NETNS: &str = "GOSSIPNET_TEST_IN_NETNS";
@@ -81,13 +82,19 @@ impl Netns {
         ip(&all)
     }
 
-    /// Runs the test `name` of this binary inside the namespace.
+    /// Runs the test `name` of this module, from this binary, inside the
+    /// namespace.
     fn run_test(&self, name: &str, env: &[(&str, &str)]) -> std::process::Child {
         let exe = std::env::current_exe().unwrap();
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.0])
             .arg(exe)
-            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                &test_path(name),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(IN_NETNS, "1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -96,6 +103,15 @@ impl Netns {
         }
         cmd.spawn().unwrap()
     }
+}
+
+/// The name the test harness knows the test `name` of this module by: its
+/// path within the crate (`discovery::lan_tests::<name>`), which `--exact`
+/// needs.
+fn test_path(name: &str) -> String {
+    let module = module_path!();
+    let in_crate = module.split_once("::").map_or(module, |(_, rest)| rest);
+    format!("{in_crate}::{name}")
 }
 
 impl Drop for Netns {
@@ -130,6 +146,11 @@ fn finish(child: std::process::Child, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{what} failed: {}", out.status);
+    // A test path that matches nothing also exits 0: make sure it ran.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{what} ran no test; is its path right?"
+    );
     stdout
 }
 
@@ -398,7 +419,7 @@ fn zeroconf_lists_our_service() {
             );
             assert!(ours.contains("\"port\": 40401"), "{ours}");
             assert!(ours.contains("\"v\": \"1\""), "{ours}");
-            let net = gossipnet_node::discovery::net_tag(&network);
+            let net = net_tag(&network);
             assert!(ours.contains(&format!("\"net\": \"{net}\"")), "{ours}");
             assert!(!ours.contains(&network), "the network id is not published");
             tokio::task::spawn_blocking(move || mdns.stop())
