@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::analysis::Graph;
+use super::force::repulsion;
 use super::quadtree;
 
 /// Layout steps. Enough for a few hundred nodes to settle from random
@@ -28,9 +29,6 @@ const SEED_LINK_WEIGHT: f64 = 0.1;
 /// node stays beside the rest, and within a component the links still
 /// outpull it (tried on random overlays of 60 to 3000 nodes).
 const GRAVITY: f64 = 2.0;
-/// Nearest two nodes are taken to be, in layout units (the ideal link
-/// length is 1). Keeps the 1/d repulsion finite when two nodes coincide.
-const MIN_DISTANCE: f64 = 0.01;
 /// Up to this many nodes every pair repels exactly (O(n^2) per step, a
 /// few milliseconds at this size). Above it, distant groups of nodes repel
 /// as one body at their centre of mass, found through a quadtree
@@ -120,24 +118,6 @@ fn relax(pos: &mut [(f64, f64)], edges: &[(usize, usize, f64)]) {
     }
 }
 
-/// The repulsion on `i` from `j`: 1/d along the line from `j` to `i`.
-pub(super) fn repulsion(pos: &[(f64, f64)], i: usize, j: usize) -> (f64, f64) {
-    let (dx, dy) = (pos[i].0 - pos[j].0, pos[i].1 - pos[j].1);
-    let d2 = dx * dx + dy * dy;
-    if d2.is_nan() || d2 < MIN_DISTANCE * MIN_DISTANCE {
-        // Two nodes on one spot: push them apart along a direction fixed
-        // by their indices (opposite for each), so the result repeats.
-        let angle = (i.min(j) * 31 + i.max(j)) as f64 * GOLDEN_ANGLE;
-        let sign = if i < j { 1.0 } else { -1.0 };
-        let f = sign / MIN_DISTANCE;
-        return (f * angle.cos(), f * angle.sin());
-    }
-    (dx / d2, dy / d2)
-}
-
-/// Spreads the directions chosen for coincident nodes evenly.
-const GOLDEN_ANGLE: f64 = 2.399_963_229_728_653;
-
 /// Every pair, each once.
 fn repel_exact(pos: &[(f64, f64)], disp: &mut [(f64, f64)]) {
     for i in 0..pos.len() {
@@ -206,6 +186,7 @@ pub(super) fn fit(pos: &[(f64, f64)], frame: &Frame) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::force::MIN_DISTANCE;
     use crate::graph::test_support::*;
 
     #[test]

@@ -23,6 +23,7 @@
 
 mod analysis;
 mod dot;
+mod force;
 mod layout;
 mod quadtree;
 mod svg;

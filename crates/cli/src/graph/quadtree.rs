@@ -4,7 +4,7 @@
 //! away repels as one body at its centre of mass. [`super::layout`] uses it
 //! for crawls too large to sum every pair each step.
 
-use super::layout::repulsion;
+use super::force::repulsion;
 
 /// A quadtree cell this many times smaller than its distance repels as one
 /// body. Below 1/sqrt(2), so a node is never approximated by a cell that
