@@ -51,6 +51,7 @@ mod config;
 pub mod control;
 pub mod crawl;
 mod discovery;
+mod history;
 mod store;
 pub mod time;
 mod transport;

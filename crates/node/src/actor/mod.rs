@@ -144,6 +144,11 @@ pub(crate) enum ToActor {
         command: Bytes,
         reply: oneshot::Sender<Result<MessageId, NodeError>>,
     },
+    /// The broadcasts delivered most recently, from the store.
+    History {
+        limit: usize,
+        reply: crate::history::HistoryReply,
+    },
 }
 
 /// Which way a link was opened.
@@ -372,6 +377,9 @@ impl Actor {
             ToActor::Admin { command, reply } => {
                 let result = self.publish_admin(command).await;
                 let _ = reply.send(result);
+            }
+            ToActor::History { limit, reply } => {
+                crate::history::answer(self.store.as_ref(), limit, reply);
             }
             // Both end the loop in `run`.
             ToActor::Leave { .. } | ToActor::Crash => {}

@@ -1,8 +1,15 @@
 //! What the node hears, as the API shows it: the live event stream
-//! (server-sent events at `/api/events`) and the ring of recent messages
-//! behind `/api/messages`, which the dashboard reads on load.
+//! (server-sent events at `/api/events`) and `/api/messages`, the feed the
+//! dashboard reads on load.
+//!
+//! The feed is the node's history ([`crate::Node::history`], kept in the
+//! data dir, so it outlives a restart) joined with a ring of what this
+//! server heard since it started. The ring is still needed: the history
+//! keeps broadcasts only, not direct messages, nor how far each broadcast
+//! travelled; and a node without a data dir has no history at all, so its
+//! feed is the ring alone.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -48,13 +55,39 @@ pub(super) struct Limit {
     limit: Option<usize>,
 }
 
-/// `/api/messages`: the last messages delivered here.
+/// `/api/messages`: the last messages delivered here, oldest first. With a
+/// data dir they include broadcasts from before the node restarted; without
+/// one (or when the history cannot be read) they are the ring's alone.
 pub(super) async fn messages(
     State(state): State<Arc<ApiState>>,
     Query(q): Query<Limit>,
 ) -> Json<Value> {
     let limit = q.limit.unwrap_or(DEFAULT_MESSAGES).min(RECENT_MESSAGES);
-    Json(Value::Array(state.recent.last(limit)))
+    // The ring first: what arrives between the two reads then lands in the
+    // history's tail, which `feed` drops, so nothing shows twice.
+    let heard = state.recent.last(limit);
+    let stored = state.node.history(limit).await.unwrap_or_else(|err| {
+        tracing::debug!(%err, "no history; the feed is the ring alone");
+        Vec::new()
+    });
+    Json(Value::Array(feed(&stored, heard, limit)))
+}
+
+/// The last `limit` of: the stored broadcasts older than anything the ring
+/// holds, then the ring. Both are in order of arrival, so the stored ones
+/// the ring never heard (from before a restart, or pushed out of it) are
+/// those before the first it did hear; the ring's entry wins where both
+/// have a message, since it knows the hops.
+fn feed(stored: &[Received], heard: Vec<Value>, limit: usize) -> Vec<Value> {
+    let in_ring: HashSet<&str> = heard.iter().filter_map(|m| m["id"].as_str()).collect();
+    let mut all: Vec<Value> = stored
+        .iter()
+        .take_while(|m| !in_ring.contains(m.id.to_string().as_str()))
+        .map(message_json)
+        .collect();
+    all.extend(heard);
+    let skip = all.len().saturating_sub(limit);
+    all.split_off(skip)
 }
 
 /// The live stream: delivered messages and neighbour changes.
@@ -167,5 +200,44 @@ mod tests {
             recent.last(2),
             vec![json!(RECENT_MESSAGES + 3), json!(RECENT_MESSAGES + 4)]
         );
+    }
+
+    fn stored(n: u8) -> Received {
+        Received {
+            id: gossipnet_proto::MessageId::of(&[n]),
+            origin: gossipnet_proto::SecretKey::from_bytes(&[1; 32]).node_id(),
+            seq: u64::from(n),
+            time_ms: u64::from(n),
+            kind: Kind::Custom(9),
+            body: bytes::Bytes::new(),
+            hops: 0,
+        }
+    }
+
+    #[test]
+    fn the_feed_puts_what_the_ring_missed_first() {
+        let history: Vec<Received> = (1..=4).map(stored).collect();
+        // The ring heard 3, then a direct message, then 4, then 5 (which the
+        // history read came too early to hold).
+        let mut three = message_json(&history[2]);
+        three["hops"] = json!(2);
+        let direct = json!({ "id": "d", "kind": "direct" });
+        let four = message_json(&history[3]);
+        let five = message_json(&stored(5));
+        let ring = vec![three.clone(), direct.clone(), four.clone(), five.clone()];
+        let ids = |feed: &[Value]| -> Vec<Value> { feed.iter().map(|m| m["id"].clone()).collect() };
+
+        let got = feed(&history, ring.clone(), 10);
+        let one = message_json(&history[0]);
+        let two = message_json(&history[1]);
+        assert_eq!(
+            got,
+            vec![one, two.clone(), three, direct, four, five.clone()]
+        );
+        assert_eq!(ids(&feed(&history, ring, 5))[0], two["id"]);
+        // No ring (a restart): the history alone; no history: the ring alone.
+        assert_eq!(feed(&history, Vec::new(), 2).len(), 2);
+        assert_eq!(feed(&[], vec![five.clone()], 10), vec![five]);
+        assert_eq!(feed(&history, Vec::new(), 2)[1]["kind"], "custom-9");
     }
 }

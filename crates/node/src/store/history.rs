@@ -53,7 +53,6 @@ impl AddressBook {
     }
 
     /// Up to `limit` envelopes from the history, newest first.
-    #[cfg(test)]
     pub fn recent_messages(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self
             .conn

@@ -159,7 +159,6 @@ enum Command {
         envelope: Bytes,
     },
     Candidates(usize, oneshot::Sender<Result<Vec<Candidate>, StoreError>>),
-    #[cfg(test)]
     RecentMessages(usize, oneshot::Sender<Result<Vec<Vec<u8>>, StoreError>>),
     Close(oneshot::Sender<()>),
 }
@@ -247,7 +246,6 @@ impl Store {
                 let _ = reply.send(book.candidates(limit));
                 Ok(())
             }
-            #[cfg(test)]
             Command::RecentMessages(limit, reply) => {
                 let _ = reply.send(book.recent_messages(limit));
                 Ok(())
@@ -319,9 +317,8 @@ impl StoreHandle {
             .await?
     }
 
-    /// Up to `limit` envelopes from the history, newest first. Only the
-    /// tests read the history back for now.
-    #[cfg(test)]
+    /// Up to `limit` envelopes from the history, newest first (at most
+    /// [`MAX_HISTORY`]).
     pub async fn recent_messages(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.query(|reply| Command::RecentMessages(limit, reply))
             .await?
