@@ -65,5 +65,5 @@ pub use config::{Limits, NodeConfig, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_P
 pub use error::NodeError;
 pub use event::{DirectMessage, NodeEvent, Received};
 pub use node::Node;
-pub use status::{PeerStatus, Status};
+pub use status::{Counters, Identity, PeerStatus, Role, Status, Views};
 pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};

@@ -198,7 +198,7 @@ impl Node {
 
     /// The node's neighbours (its active view).
     pub async fn peers(&self) -> Result<Vec<PeerStatus>, NodeError> {
-        Ok(self.status().await?.active)
+        Ok(self.status().await?.views.active)
     }
 
     /// The address the node listens on.

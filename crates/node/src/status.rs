@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use gossipnet_proto::NodeId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One neighbour in a [`Status`].
 #[derive(Debug, Clone, Serialize)]
@@ -17,9 +17,55 @@ pub struct PeerStatus {
     pub addr: Option<SocketAddr>,
 }
 
-/// A node's view of itself.
+/// What part a node plays in the network. Serialised, and shown, as
+/// `"node"` or `"seed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// In the overlay: joins, broadcasts, registers with seeds.
+    Node,
+    /// Keeps the registry of live nodes and stays out of the overlay.
+    Seed,
+}
+
+impl Role {
+    /// The role's name: `"node"` or `"seed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Seed => "seed",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node's view of itself. Serialised flat: the groups' fields sit beside
+/// `size_estimate` and `shutting_down` in one JSON object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// Who the node is and where it listens.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Its neighbours, links and seeds.
+    #[serde(flatten)]
+    pub views: Views,
+    /// What it has sent and received since it started.
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Gossip estimate of the network size.
+    pub size_estimate: Option<f64>,
+    /// An admin's shutdown command was obeyed; the node is about to leave.
+    pub shutting_down: bool,
+}
+
+/// Who a node is, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
     /// The node's id (the public half of its key).
     pub id: NodeId,
     /// The name shown beside the id, if it has one.
@@ -32,8 +78,13 @@ pub struct Status {
     pub advertise: Vec<SocketAddr>,
     /// Seconds since the node started.
     pub uptime_s: u64,
-    /// "node" (in the overlay) or "seed" (keeps the registry).
-    pub role: &'static str,
+    /// In the overlay, or keeping the registry.
+    pub role: Role,
+}
+
+/// A node's neighbours, links and seeds, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Views {
     /// The neighbours (HyParView's active view): the peers messages are
     /// exchanged with.
     pub active: Vec<PeerStatus>,
@@ -49,6 +100,11 @@ pub struct Status {
     pub seeds_reachable: usize,
     /// Records in the registry (seeds only).
     pub registry_size: Option<usize>,
+}
+
+/// What a node has sent and received since it started, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
     /// Messages this node broadcast.
     pub broadcast: u64,
     /// Messages delivered here.
@@ -57,8 +113,6 @@ pub struct Status {
     pub forwarded: u64,
     /// Duplicate copies received.
     pub duplicates: u64,
-    /// Gossip estimate of the network size.
-    pub size_estimate: Option<f64>,
     /// Links that failed their handshake.
     pub handshake_failures: u64,
     /// Bytes queued to links.
@@ -69,6 +123,4 @@ pub struct Status {
     pub messages_sent: u64,
     /// Messages read from links.
     pub messages_received: u64,
-    /// An admin's shutdown command was obeyed; the node is about to leave.
-    pub shutting_down: bool,
 }

@@ -67,7 +67,7 @@ async fn a_crashed_nodes_neighbour_sees_it_go() {
 
     wait_for(&mut events, "NeighborDown", |ev| is_down(ev, victim_id)).await;
     // The survivor itself carries on, with the crashed node out of its view.
-    let peers = survivor.status().await.unwrap().active;
+    let peers = survivor.status().await.unwrap().views.active;
     assert!(peers.iter().all(|p| p.id != victim_id), "{peers:?}");
     survivor.leave().await.unwrap();
 }

@@ -473,9 +473,9 @@ async fn report_overlay(nodes: &[Node], when: &str) {
     let (mut forwarded, mut duplicates) = (0, 0);
     for node in nodes {
         if let Ok(status) = node.status().await {
-            sizes.push(status.active.len());
-            forwarded += status.forwarded;
-            duplicates += status.duplicates;
+            sizes.push(status.views.active.len());
+            forwarded += status.counters.forwarded;
+            duplicates += status.counters.duplicates;
         }
     }
     let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max()) else {

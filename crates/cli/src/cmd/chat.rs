@@ -463,23 +463,23 @@ async fn status(node: &Node) -> String {
         Ok(s) => s,
         Err(e) => return format!("cannot get the status: {e}"),
     };
-    let neighbours: Vec<String> = s.active.iter().map(|p| p.id.short()).collect();
+    let neighbours: Vec<String> = s.views.active.iter().map(|p| p.id.short()).collect();
     let size = s
         .size_estimate
         .map_or_else(|| "not known yet".to_string(), |n| format!("about {n:.0}"));
     format!(
         "id          {}\nname        {}\nlisten      {}\nneighbours  {} {}\npassive     {}\ndelivered   {}\nnetwork     {size} nodes",
-        s.id,
-        s.name.as_deref().unwrap_or("-"),
-        s.listen,
-        s.active.len(),
+        s.identity.id,
+        s.identity.name.as_deref().unwrap_or("-"),
+        s.identity.listen,
+        s.views.active.len(),
         if neighbours.is_empty() {
             String::new()
         } else {
             format!("({})", neighbours.join(", "))
         },
-        s.passive.len(),
-        s.delivered,
+        s.views.passive.len(),
+        s.counters.delivered,
     )
 }
 
@@ -493,10 +493,11 @@ async fn direct(node: &Node, args: &str) -> String {
     };
     let known = match node.status().await {
         Ok(s) => s
+            .views
             .active
             .iter()
             .map(|p| p.id)
-            .chain(s.passive.iter().copied())
+            .chain(s.views.passive.iter().copied())
             .collect::<Vec<_>>(),
         Err(e) => return format!("cannot look up peers: {e}"),
     };
