@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::{MessageId, NodeId};
+use tokio::sync::broadcast;
 
 /// A message delivered to this node.
 #[derive(Debug, Clone)]
@@ -52,4 +53,38 @@ pub enum NodeEvent {
     NeighborUp(NodeId),
     /// A neighbour left.
     NeighborDown(NodeId),
+}
+
+/// The events of one node from the moment of
+/// [`Node::subscribe`](crate::Node::subscribe) on, in the order the node emitted them.
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<NodeEvent>,
+}
+
+/// Why [`Events::recv`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EventsError {
+    /// The subscriber fell behind and this many events were dropped; the
+    /// next call returns the oldest event still kept.
+    #[error("missed {0} events")]
+    Lagged(u64),
+    /// The node has stopped and every event it sent has been read.
+    #[error("the node has stopped")]
+    Closed,
+}
+
+impl Events {
+    pub(crate) fn new(rx: broadcast::Receiver<NodeEvent>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event. Cancel-safe: an event is taken from the stream only
+    /// when this returns it.
+    pub async fn recv(&mut self) -> Result<NodeEvent, EventsError> {
+        self.rx.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => EventsError::Lagged(n),
+            broadcast::error::RecvError::Closed => EventsError::Closed,
+        })
+    }
 }

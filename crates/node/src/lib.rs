@@ -63,7 +63,7 @@ mod transport;
 pub use builder::NodeBuilder;
 pub use config::{Limits, NodeConfig, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
 pub use error::NodeError;
-pub use event::{DirectMessage, NodeEvent, Received};
+pub use event::{DirectMessage, Events, EventsError, NodeEvent, Received};
 pub use node::Node;
 pub use status::{Counters, Identity, PeerStatus, Role, Status, Views};
 pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};

@@ -17,8 +17,8 @@ use crate::actor::{self, Actor, ToActor};
 #[cfg(feature = "control-api")]
 use crate::control;
 use crate::{
-    chat, crawl, store, time, transport, NodeBuilder, NodeConfig, NodeError, NodeEvent, PeerStatus,
-    Status,
+    chat, crawl, store, time, transport, Events, NodeBuilder, NodeConfig, NodeError, NodeEvent,
+    PeerStatus, Status,
 };
 
 /// A running node. Cheap to clone; every clone talks to the same node.
@@ -215,9 +215,9 @@ impl Node {
 
     /// Events from now on: delivered messages and neighbour changes. A
     /// subscriber that falls more than a few thousand events behind misses
-    /// some and is told so by [`broadcast::error::RecvError::Lagged`].
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
+    /// some and is told so by [`EventsError::Lagged`](crate::EventsError::Lagged).
+    pub fn subscribe(&self) -> Events {
+        Events::new(self.events.subscribe())
     }
 
     /// Signs and broadcasts a message to every node.

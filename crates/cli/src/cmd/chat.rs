@@ -30,12 +30,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gossipnet_node::chat::{sanitize, ChatBody, MAX_NAME_BYTES};
-use gossipnet_node::{DirectMessage, Node, NodeEvent, Received};
+use gossipnet_node::{DirectMessage, EventsError, Node, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor, ExternalPrinter};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::graph;
@@ -268,10 +267,10 @@ async fn print_output(
                 },
                 Ok(NodeEvent::Direct(d)) => direct_line(&d),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => {
+                Err(EventsError::Lagged(n)) => {
                     format!("(output fell behind: {n} events not shown)")
                 }
-                Err(RecvError::Closed) => {
+                Err(EventsError::Closed) => {
                     events_open = false;
                     continue;
                 }

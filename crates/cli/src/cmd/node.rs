@@ -19,7 +19,7 @@ use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::{default_data_dir, DataDir};
-use gossipnet_node::{Node, NodeConfig, NodeEvent, Received, Role};
+use gossipnet_node::{EventsError, Node, NodeConfig, NodeEvent, Received, Role};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
@@ -494,7 +494,7 @@ async fn print_messages(node: Node, json: bool) {
             Ok(NodeEvent::Message(m)) => print_message(&m, json),
             Ok(NodeEvent::Direct(d)) => print_direct(&d, json),
             Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+            Err(EventsError::Lagged(n)) => {
                 eprintln!("(output fell behind: {n} events not shown)");
             }
             Err(_) => return,
