@@ -292,7 +292,9 @@ impl Node {
     /// Stops at once without telling anyone: no goodbyes, links dropped,
     /// queued messages lost. For tests and benchmarks that need a node to
     /// die as if its process were killed; neighbours learn of it only when
-    /// its connections end. Returns once the node has stopped.
+    /// its connections end. Returns once the node has stopped. Behind the
+    /// `test-utils` feature: no program should want it.
+    #[cfg(feature = "test-utils")]
     pub async fn crash(&self) {
         let _ = self.cmd_tx.send(ToActor::Crash).await;
         self.stopped().await;

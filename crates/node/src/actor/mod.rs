@@ -137,7 +137,9 @@ pub(crate) enum ToActor {
     Leave {
         reply: oneshot::Sender<()>,
     },
-    /// Stop at once, as a killed process would: no goodbyes.
+    /// Stop at once, as a killed process would: no goodbyes. Sent only by
+    /// the `test-utils` hook `Node::crash`.
+    #[cfg_attr(not(feature = "test-utils"), allow(dead_code))]
     Crash,
     /// An admin command signed elsewhere, to broadcast.
     Admin {
