@@ -103,10 +103,8 @@ impl NodeBuilder {
         let secret = match (self.secret, &self.data_dir) {
             (Some(secret), _) => secret,
             (None, Some(dir)) => {
-                let dir = store::DataDir::open(dir).map_err(|e| NodeError::Store(e.to_string()))?;
-                dir.load_or_create_identity()
-                    .map_err(|e| NodeError::Store(e.to_string()))?
-                    .0
+                let dir = store::DataDir::open(dir)?;
+                dir.load_or_create_identity()?.0
             }
             (None, None) => gossipnet_proto::SecretKey::generate(&mut rand::rngs::OsRng),
         };

@@ -4,6 +4,12 @@
 
 use std::net::SocketAddr;
 
+use gossipnet_proto::direct::DirectError;
+use gossipnet_proto::envelope::EnvelopeError;
+use gossipnet_proto::record::RecordError;
+
+use crate::{admin, StoreError};
+
 #[cfg(feature = "control-api")]
 use crate::control;
 
@@ -19,14 +25,29 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// The node's own record is invalid (a bad name or address).
-    #[error("invalid node record: {0}")]
-    Record(String),
+    #[error("invalid node record")]
+    Record(#[from] RecordError),
     /// The data directory could not be used.
-    #[error("data directory: {0}")]
-    Store(String),
-    /// A message could not be built (too large, say).
-    #[error("cannot send message: {0}")]
-    Message(String),
+    #[error("cannot use the data directory")]
+    Store(#[from] StoreError),
+    /// A message could not be signed (too large, say).
+    #[error("cannot sign the message")]
+    Envelope(#[from] EnvelopeError),
+    /// A direct message could not be sealed (too large, say).
+    #[error("cannot seal the direct message")]
+    Direct(#[from] DirectError),
+    /// A direct message was addressed to this node itself.
+    #[error("a direct message to this node's own id")]
+    DirectToSelf,
+    /// An admin command that does not verify is not broadcast.
+    #[error("refusing the shutdown command")]
+    AdminRefused(#[from] admin::Refusal),
+    /// A message body could not be encoded.
+    #[error("cannot encode the message")]
+    Encode(#[from] postcard::Error),
+    /// The system's source of randomness failed.
+    #[error("no randomness")]
+    Random(#[from] rand::Error),
     /// A seed keeps the registry and does not broadcast.
     #[error("a seed node does not broadcast")]
     SeedCannotBroadcast,

@@ -94,19 +94,18 @@ impl Node {
             },
             name: config.name.clone(),
         };
-        let record = SignedRecord::sign(&config.secret, record)
-            .map_err(|e| NodeError::Record(e.to_string()))?;
+        let record = SignedRecord::sign(&config.secret, record)?;
         let store = match &config.data_dir {
             Some(dir) => {
-                let dir = store::DataDir::open(dir).map_err(|e| NodeError::Store(e.to_string()))?;
-                Some(store::Store::open(&dir).map_err(|e| NodeError::Store(e.to_string()))?)
+                let dir = store::DataDir::open(dir)?;
+                Some(store::Store::open(&dir)?)
             }
             None => None,
         };
         // The real node verifies every envelope; the simulator may not.
         config.proto.verify_envelopes = true;
         let mut rng = StdRng::from_entropy();
-        let proto_rng = StdRng::from_rng(&mut rng).map_err(|e| NodeError::Record(e.to_string()))?;
+        let proto_rng = StdRng::from_rng(&mut rng)?;
         let state = State::new(
             id,
             Bytes::from(record.encode()),

@@ -183,8 +183,7 @@ impl Local {
             kind,
             body,
         };
-        let signed = SignedEnvelope::sign(secret, envelope)
-            .map_err(|e| NodeError::Message(e.to_string()))?;
+        let signed = SignedEnvelope::sign(secret, envelope)?;
         Ok(signed.encode())
     }
 }
@@ -461,8 +460,7 @@ impl Actor {
         let mut record = self.local.record.record().clone();
         record.name = name.clone();
         record.seq = record.seq.max(unix_ms()).saturating_add(1);
-        let signed = SignedRecord::sign(&self.config.secret, record)
-            .map_err(|e| NodeError::Record(e.to_string()))?;
+        let signed = SignedRecord::sign(&self.config.secret, record)?;
         self.config.name = name;
         self.seeds.set_record(signed.clone());
         self.local.record = signed;
