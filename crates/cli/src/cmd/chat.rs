@@ -379,7 +379,7 @@ async fn handle_line(node: &Node, line: &str, out: &mpsc::Sender<String>) -> Flo
         None => line,
     };
     if let Err(e) = node.broadcast_text(text).await {
-        say(out, format!("not sent: {e}")).await;
+        say(out, format!("not sent: {:#}", anyhow::Error::from(e))).await;
     }
     Flow::Continue
 }
@@ -510,7 +510,7 @@ async fn direct(node: &Node, args: &str) -> String {
             clock(gossipnet_node::time::unix_ms()),
             to.short()
         ),
-        Err(e) => format!("not sent to {}: {e}", to.short()),
+        Err(e) => format!("not sent to {}: {:#}", to.short(), anyhow::Error::from(e)),
     }
 }
 
@@ -551,7 +551,7 @@ async fn rename(node: &Node, name: &str) -> String {
     };
     match node.set_name(name.to_string()).await {
         Ok(_) => format!("you are now {name}"),
-        Err(e) => format!("cannot change the name: {e}"),
+        Err(e) => format!("cannot change the name: {:#}", anyhow::Error::from(e)),
     }
 }
 

@@ -482,7 +482,7 @@ async fn read_input(node: Node) {
             None => node.broadcast_text(line).await.map(|_| ()),
         };
         if let Err(e) = sent {
-            eprintln!("not sent: {e}");
+            eprintln!("not sent: {:#}", anyhow::Error::from(e));
         }
     }
 }
