@@ -14,9 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use gossipnet_node::chat::ChatBody;
-use gossipnet_node::{Node, NodeBuilder, NodeError, NodeEvent};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
+use gossipnet_node::{Events, EventsError, Node, NodeBuilder, NodeError, NodeEvent};
 
 /// What the bot puts before what it repeats; it never answers a line that
 /// starts with it, so two bots do not echo each other forever.
@@ -52,13 +50,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Answers each chat message heard on `events` (the node's subscription,
 /// taken before anyone can send to it, so no message slips by) with an
 /// echo, until the node stops.
-pub async fn answer(node: &Node, mut events: Receiver<NodeEvent>) -> Result<(), NodeError> {
+pub async fn answer(node: &Node, mut events: Events) -> Result<(), NodeError> {
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
             // Fell behind a burst: skip what was missed, keep answering.
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return Ok(()),
+            Err(EventsError::Lagged(_)) => continue,
+            Err(EventsError::Closed) => return Ok(()),
         };
         let NodeEvent::Message(message) = event else {
             continue;

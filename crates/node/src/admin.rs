@@ -51,7 +51,7 @@ pub(crate) struct ShutdownBody {
 
 /// Why a shutdown command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Not a signed envelope, or its signature does not verify.
     #[error("it is not signed, or its signature does not verify")]
     BadSignature,
@@ -91,7 +91,7 @@ pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result
     let body = ShutdownBody {
         network_id: network_id.to_string(),
     };
-    let body = postcard::to_allocvec(&body).map_err(|e| NodeError::Message(e.to_string()))?;
+    let body = postcard::to_allocvec(&body)?;
     let envelope = Envelope {
         origin: admin.node_id(),
         seq: now_ms,
@@ -99,8 +99,7 @@ pub fn sign_shutdown(admin: &SecretKey, network_id: &str, now_ms: u64) -> Result
         kind: Kind::Shutdown,
         body: Bytes::from(body),
     };
-    let signed =
-        SignedEnvelope::sign(admin, envelope).map_err(|e| NodeError::Message(e.to_string()))?;
+    let signed = SignedEnvelope::sign(admin, envelope)?;
     Ok(signed.encode())
 }
 

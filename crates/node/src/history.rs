@@ -58,7 +58,7 @@ pub(crate) fn answer(store: Option<&StoreHandle>, limit: usize, reply: HistoryRe
             let result = match store.recent_messages(limit).await {
                 Ok(newest_first) => Ok(decode(newest_first)),
                 Err(StoreError::Closed) => Err(NodeError::Stopped),
-                Err(err) => Err(NodeError::Store(err.to_string())),
+                Err(err) => Err(NodeError::Store(err)),
             };
             let _ = reply.send(result);
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gossipnet_node::control::{self, ControlError, ControlFile, ControlOptions, CONTROL_FILE};
-use gossipnet_node::{Node, NodeConfig, NodeError};
+use gossipnet_node::{Node, NodeConfig, NodeError, Role};
 use gossipnet_proto::SecretKey;
 use serde_json::Value;
 
@@ -74,7 +74,7 @@ async fn the_builder_serves_the_api_until_the_node_stops() {
     assert_eq!(control.id, node.id().to_string());
     assert_eq!(control.name.as_deref(), Some("api"));
     assert_eq!(control.listen, node.local_addr());
-    assert_eq!(control.role, "node");
+    assert_eq!(control.role, Role::Node);
     assert_eq!(control.pid, std::process::id());
     #[cfg(unix)]
     {
@@ -127,7 +127,7 @@ async fn serve_reports_the_nodes_role_and_stops_with_its_handle() {
     .await
     .unwrap();
     let control = ControlFile::read(dir.path()).unwrap();
-    assert_eq!(control.role, "seed");
+    assert_eq!(control.role, Role::Seed);
 
     let (addr, cookie) = (handle.info().addr(), handle.info().cookie().to_string());
     let metrics = tokio::task::spawn_blocking(move || {
@@ -144,7 +144,7 @@ async fn serve_reports_the_nodes_role_and_stops_with_its_handle() {
     drop(handle);
     wait_gone(addr, &dir.path().join(CONTROL_FILE)).await;
     // The node runs on without its API.
-    assert_eq!(node.status().await.unwrap().role, "seed");
+    assert_eq!(node.status().await.unwrap().identity.role, Role::Seed);
     node.leave().await.unwrap();
 }
 

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use gossipnet_node::{Node, NodeError, NodeEvent};
+use gossipnet_node::{Events, EventsError, Node, NodeError, NodeEvent};
 use gossipnet_proto::NodeId;
-use tokio::sync::broadcast;
 use tokio::time::timeout;
 
 /// Longest wait for a link to come up or be noticed gone on a loaded CI
@@ -23,17 +22,13 @@ async fn node(peer: Option<&Node>) -> Node {
 }
 
 /// Waits for the first event that `pick` accepts.
-async fn wait_for(
-    events: &mut broadcast::Receiver<NodeEvent>,
-    what: &str,
-    pick: impl Fn(&NodeEvent) -> bool,
-) {
+async fn wait_for(events: &mut Events, what: &str, pick: impl Fn(&NodeEvent) -> bool) {
     let found = timeout(DEADLINE, async {
         loop {
             match events.recv().await {
                 Ok(ev) if pick(&ev) => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("events closed"),
+                Ok(_) | Err(EventsError::Lagged(_)) => {}
+                Err(EventsError::Closed) => panic!("events closed"),
             }
         }
     })
@@ -67,7 +62,7 @@ async fn a_crashed_nodes_neighbour_sees_it_go() {
 
     wait_for(&mut events, "NeighborDown", |ev| is_down(ev, victim_id)).await;
     // The survivor itself carries on, with the crashed node out of its view.
-    let peers = survivor.status().await.unwrap().active;
+    let peers = survivor.status().await.unwrap().views.active;
     assert!(peers.iter().all(|p| p.id != victim_id), "{peers:?}");
     survivor.leave().await.unwrap();
 }

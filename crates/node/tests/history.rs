@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use gossipnet_node::chat::ChatBody;
-use gossipnet_node::{Node, NodeEvent};
+use gossipnet_node::{Events, EventsError, Node, NodeEvent};
 use gossipnet_proto::MessageId;
-use tokio::sync::broadcast;
+
 use tokio::time::timeout;
 
 /// Longest wait for a link to come up or a line to arrive on a loaded CI
@@ -17,14 +17,14 @@ use tokio::time::timeout;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Waits until `events` has delivered a broadcast with each of `ids`.
-async fn wait_delivered(events: &mut broadcast::Receiver<NodeEvent>, ids: &[MessageId]) {
+async fn wait_delivered(events: &mut Events, ids: &[MessageId]) {
     let mut missing = ids.to_vec();
     let done = timeout(DEADLINE, async {
         while !missing.is_empty() {
             match events.recv().await {
                 Ok(NodeEvent::Message(m)) => missing.retain(|id| *id != m.id),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("events closed"),
+                Ok(_) | Err(EventsError::Lagged(_)) => {}
+                Err(EventsError::Closed) => panic!("events closed"),
             }
         }
     })

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use gossipnet_node::{Node, NodeConfig, NodeEvent};
+use gossipnet_node::{Events, EventsError, Node, NodeConfig, NodeEvent};
 use gossipnet_proto::envelope::{Kind, MAX_BODY_BYTES};
 use gossipnet_proto::{MessageId, SecretKey};
 use nix::sys::resource::{getrusage, UsageWho};
@@ -31,7 +31,7 @@ use nix::sys::time::TimeValLike;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 /// The kind every benchmark message carries, so that nothing else a node
@@ -381,7 +381,7 @@ fn body(k: usize, size: usize) -> Bytes {
 /// collector, stamped with the time it saw them.
 async fn subscriber(
     node: usize,
-    mut events: broadcast::Receiver<NodeEvent>,
+    mut events: Events,
     tx: mpsc::Sender<Record>,
     lagged: Arc<AtomicU64>,
 ) {
@@ -395,10 +395,10 @@ async fn subscriber(
                 }
             }
             Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(n)) => {
+            Err(EventsError::Lagged(n)) => {
                 lagged.fetch_add(n, Ordering::Relaxed);
             }
-            Err(broadcast::error::RecvError::Closed) => return,
+            Err(EventsError::Closed) => return,
         }
     }
 }
@@ -473,9 +473,9 @@ async fn report_overlay(nodes: &[Node], when: &str) {
     let (mut forwarded, mut duplicates) = (0, 0);
     for node in nodes {
         if let Ok(status) = node.status().await {
-            sizes.push(status.active.len());
-            forwarded += status.forwarded;
-            duplicates += status.duplicates;
+            sizes.push(status.views.active.len());
+            forwarded += status.counters.forwarded;
+            duplicates += status.counters.duplicates;
         }
     }
     let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max()) else {

@@ -30,12 +30,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gossipnet_node::chat::{sanitize, ChatBody, MAX_NAME_BYTES};
-use gossipnet_node::{DirectMessage, Node, NodeEvent, Received};
+use gossipnet_node::{DirectMessage, EventsError, Node, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
 use rustyline::error::ReadlineError;
 use rustyline::{Config, DefaultEditor, ExternalPrinter};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::graph;
@@ -268,10 +267,10 @@ async fn print_output(
                 },
                 Ok(NodeEvent::Direct(d)) => direct_line(&d),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => {
+                Err(EventsError::Lagged(n)) => {
                     format!("(output fell behind: {n} events not shown)")
                 }
-                Err(RecvError::Closed) => {
+                Err(EventsError::Closed) => {
                     events_open = false;
                     continue;
                 }
@@ -380,7 +379,7 @@ async fn handle_line(node: &Node, line: &str, out: &mpsc::Sender<String>) -> Flo
         None => line,
     };
     if let Err(e) = node.broadcast_text(text).await {
-        say(out, format!("not sent: {e}")).await;
+        say(out, format!("not sent: {:#}", anyhow::Error::from(e))).await;
     }
     Flow::Continue
 }
@@ -463,23 +462,23 @@ async fn status(node: &Node) -> String {
         Ok(s) => s,
         Err(e) => return format!("cannot get the status: {e}"),
     };
-    let neighbours: Vec<String> = s.active.iter().map(|p| p.id.short()).collect();
+    let neighbours: Vec<String> = s.views.active.iter().map(|p| p.id.short()).collect();
     let size = s
         .size_estimate
         .map_or_else(|| "not known yet".to_string(), |n| format!("about {n:.0}"));
     format!(
         "id          {}\nname        {}\nlisten      {}\nneighbours  {} {}\npassive     {}\ndelivered   {}\nnetwork     {size} nodes",
-        s.id,
-        s.name.as_deref().unwrap_or("-"),
-        s.listen,
-        s.active.len(),
+        s.identity.id,
+        s.identity.name.as_deref().unwrap_or("-"),
+        s.identity.listen,
+        s.views.active.len(),
         if neighbours.is_empty() {
             String::new()
         } else {
             format!("({})", neighbours.join(", "))
         },
-        s.passive.len(),
-        s.delivered,
+        s.views.passive.len(),
+        s.counters.delivered,
     )
 }
 
@@ -493,10 +492,11 @@ async fn direct(node: &Node, args: &str) -> String {
     };
     let known = match node.status().await {
         Ok(s) => s
+            .views
             .active
             .iter()
             .map(|p| p.id)
-            .chain(s.passive.iter().copied())
+            .chain(s.views.passive.iter().copied())
             .collect::<Vec<_>>(),
         Err(e) => return format!("cannot look up peers: {e}"),
     };
@@ -510,7 +510,7 @@ async fn direct(node: &Node, args: &str) -> String {
             clock(gossipnet_node::time::unix_ms()),
             to.short()
         ),
-        Err(e) => format!("not sent to {}: {e}", to.short()),
+        Err(e) => format!("not sent to {}: {:#}", to.short(), anyhow::Error::from(e)),
     }
 }
 
@@ -551,7 +551,7 @@ async fn rename(node: &Node, name: &str) -> String {
     };
     match node.set_name(name.to_string()).await {
         Ok(_) => format!("you are now {name}"),
-        Err(e) => format!("cannot change the name: {e}"),
+        Err(e) => format!("cannot change the name: {:#}", anyhow::Error::from(e)),
     }
 }
 

@@ -19,7 +19,7 @@ use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::{default_data_dir, DataDir};
-use gossipnet_node::{Node, NodeConfig, NodeEvent, Received};
+use gossipnet_node::{EventsError, Node, NodeConfig, NodeEvent, Received, Role};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
@@ -403,7 +403,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         ),
         e => anyhow!(e),
     })?;
-    let role = if seed_role { "seed" } else { "node" };
+    let role = if seed_role { Role::Seed } else { Role::Node };
     let mut options = ControlOptions::new(prepared.api);
     if let Some(dir) = &data_dir {
         options = options.data_dir(dir);
@@ -482,7 +482,7 @@ async fn read_input(node: Node) {
             None => node.broadcast_text(line).await.map(|_| ()),
         };
         if let Err(e) = sent {
-            eprintln!("not sent: {e}");
+            eprintln!("not sent: {:#}", anyhow::Error::from(e));
         }
     }
 }
@@ -494,7 +494,7 @@ async fn print_messages(node: Node, json: bool) {
             Ok(NodeEvent::Message(m)) => print_message(&m, json),
             Ok(NodeEvent::Direct(d)) => print_direct(&d, json),
             Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+            Err(EventsError::Lagged(n)) => {
                 eprintln!("(output fell behind: {n} events not shown)");
             }
             Err(_) => return,

@@ -55,14 +55,13 @@ impl Actor {
         text: String,
     ) -> Result<MessageId, NodeError> {
         if to == self.me {
-            return Err(NodeError::Message("that is this node's own id".into()));
+            return Err(NodeError::DirectToSelf);
         }
         let body = ChatBody {
             name: self.config.name.clone(),
             text,
         };
-        let sealed = Sealed::seal(to, &body.encode(), &mut rand::rngs::OsRng)
-            .map_err(|e| NodeError::Message(e.to_string()))?;
+        let sealed = Sealed::seal(to, &body.encode(), &mut rand::rngs::OsRng)?;
         let bytes = self.local.sign_envelope(
             &self.config.secret,
             Kind::Direct,

@@ -137,7 +137,9 @@ pub(crate) enum ToActor {
     Leave {
         reply: oneshot::Sender<()>,
     },
-    /// Stop at once, as a killed process would: no goodbyes.
+    /// Stop at once, as a killed process would: no goodbyes. Sent only by
+    /// the `test-utils` hook `Node::crash`.
+    #[cfg_attr(not(feature = "test-utils"), allow(dead_code))]
     Crash,
     /// An admin command signed elsewhere, to broadcast.
     Admin {
@@ -186,8 +188,7 @@ impl Local {
             kind,
             body,
         };
-        let signed = SignedEnvelope::sign(secret, envelope)
-            .map_err(|e| NodeError::Message(e.to_string()))?;
+        let signed = SignedEnvelope::sign(secret, envelope)?;
         Ok(signed.encode())
     }
 }
@@ -467,8 +468,7 @@ impl Actor {
         let mut record = self.local.record.record().clone();
         record.name = name.clone();
         record.seq = record.seq.max(unix_ms()).saturating_add(1);
-        let signed = SignedRecord::sign(&self.config.secret, record)
-            .map_err(|e| NodeError::Record(e.to_string()))?;
+        let signed = SignedRecord::sign(&self.config.secret, record)?;
         self.config.name = name;
         self.seeds.set_record(signed.clone());
         self.local.record = signed;

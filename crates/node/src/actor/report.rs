@@ -12,6 +12,7 @@ use gossipnet_proto::query::{self, NodeInfo, PeerRef};
 use gossipnet_proto::NodeId;
 
 use super::Actor;
+use crate::status::{self, Identity, Views};
 use crate::{PeerStatus, Status};
 
 /// Node-level counters (the protocol keeps its own).
@@ -42,36 +43,42 @@ impl Actor {
         let tree = self.driver.state.broadcast().stats();
         let seeds = self.seeds.seeds();
         Status {
-            id: self.me,
-            name: self.config.name.clone(),
-            network_id: self.config.network_id.clone(),
-            listen: self.local.listen,
-            advertise: self.local.record.record().addrs.clone(),
-            uptime_s: self.local.started.elapsed().as_secs(),
-            role: self.role.name(),
-            active: membership
-                .active_view()
-                .iter()
-                .map(|id| PeerStatus {
-                    id: *id,
-                    addr: self.links.addr(id),
-                })
-                .collect(),
-            passive: membership.passive_view().to_vec(),
-            links: self.links.len(),
-            seeds_configured: seeds.len(),
-            seeds_reachable: self.seeds.linked(|id| self.links.contains(id)).count(),
-            registry_size: self.role.server().map(|s| s.registry.len()),
-            broadcast: tree.broadcast,
-            delivered: tree.delivered,
-            forwarded: tree.payload_sent,
-            duplicates: tree.duplicates,
+            identity: Identity {
+                id: self.me,
+                name: self.config.name.clone(),
+                network_id: self.config.network_id.clone(),
+                listen: self.local.listen,
+                advertise: self.local.record.record().addrs.clone(),
+                uptime_s: self.local.started.elapsed().as_secs(),
+                role: self.role.public(),
+            },
+            views: Views {
+                active: membership
+                    .active_view()
+                    .iter()
+                    .map(|id| PeerStatus {
+                        id: *id,
+                        addr: self.links.addr(id),
+                    })
+                    .collect(),
+                passive: membership.passive_view().to_vec(),
+                links: self.links.len(),
+                seeds_configured: seeds.len(),
+                seeds_reachable: self.seeds.linked(|id| self.links.contains(id)).count(),
+                registry_size: self.role.server().map(|s| s.registry.len()),
+            },
+            counters: status::Counters {
+                broadcast: tree.broadcast,
+                delivered: tree.delivered,
+                forwarded: tree.payload_sent,
+                duplicates: tree.duplicates,
+                handshake_failures: self.counters.handshake_failures,
+                bytes_sent: self.counters.bytes_sent,
+                bytes_received: self.counters.bytes_received,
+                messages_sent: self.counters.messages_sent,
+                messages_received: self.counters.messages_received,
+            },
             size_estimate: self.driver.state.size_estimate(),
-            handshake_failures: self.counters.handshake_failures,
-            bytes_sent: self.counters.bytes_sent,
-            bytes_received: self.counters.bytes_received,
-            messages_sent: self.counters.messages_sent,
-            messages_received: self.counters.messages_received,
             shutting_down: self.shutdown.pending(),
         }
     }

@@ -45,10 +45,11 @@ impl Role {
         matches!(self, Self::Node)
     }
 
-    pub(super) fn name(&self) -> &'static str {
+    /// The role as the public API names it.
+    pub(super) fn public(&self) -> crate::Role {
         match self {
-            Self::Node => "node",
-            Self::Seed(_) => "seed",
+            Self::Node => crate::Role::Node,
+            Self::Seed(_) => crate::Role::Seed,
         }
     }
 

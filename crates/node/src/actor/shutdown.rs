@@ -46,9 +46,7 @@ impl Actor {
     pub(super) async fn publish_admin(&mut self, command: Bytes) -> Result<MessageId, NodeError> {
         if let Err(refusal) = admin::verify_signed(&command) {
             warn!("refusing shutdown command: {refusal}");
-            return Err(NodeError::Message(format!(
-                "refusing the shutdown command: {refusal}"
-            )));
+            return Err(refusal.into());
         }
         if !self.role.in_overlay() {
             return Err(NodeError::SeedCannotBroadcast);

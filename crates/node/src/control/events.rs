@@ -19,12 +19,11 @@ use axum::Json;
 use gossipnet_proto::envelope::Kind;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
 use super::routes::ApiState;
 use super::{DEFAULT_MESSAGES, RECENT_MESSAGES};
 use crate::chat::ChatBody;
-use crate::{NodeEvent, Received};
+use crate::{Events, EventsError, NodeEvent, Received};
 
 /// The last [`RECENT_MESSAGES`] messages delivered, oldest first, each as
 /// its event's JSON with its `kind`.
@@ -111,8 +110,8 @@ pub(super) async fn events(
                         return Some((Ok(event), (rx, closing)));
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(EventsError::Lagged(_)) => continue,
+                Err(EventsError::Closed) => return None,
             }
         }
     });
@@ -160,7 +159,7 @@ fn message_json(m: &Received) -> Value {
 }
 
 /// Keeps the last messages for `/api/messages`, until the server stops.
-pub(super) async fn keep_recent(state: Arc<ApiState>, mut rx: broadcast::Receiver<NodeEvent>) {
+pub(super) async fn keep_recent(state: Arc<ApiState>, mut rx: Events) {
     let mut closing = state.closing.clone();
     loop {
         let received = tokio::select! {
@@ -176,8 +175,8 @@ pub(super) async fn keep_recent(state: Arc<ApiState>, mut rx: broadcast::Receive
                 }
                 None => continue,
             },
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
+            Ok(_) | Err(EventsError::Lagged(_)) => continue,
+            Err(EventsError::Closed) => return,
         };
         state.recent.push(value);
     }

@@ -24,85 +24,85 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
         "gossipnet_uptime_seconds",
         "gauge",
         "Seconds since the node started.",
-        s.uptime_s as f64,
+        s.identity.uptime_s as f64,
     );
     metric(
         "gossipnet_links",
         "gauge",
         "Open links to other nodes.",
-        s.links as f64,
+        s.views.links as f64,
     );
     metric(
         "gossipnet_active_view_size",
         "gauge",
         "Neighbours in the active view (HyParView).",
-        s.active.len() as f64,
+        s.views.active.len() as f64,
     );
     metric(
         "gossipnet_passive_view_size",
         "gauge",
         "Peers in the passive view (HyParView).",
-        s.passive.len() as f64,
+        s.views.passive.len() as f64,
     );
     metric(
         "gossipnet_seeds_reachable",
         "gauge",
         "Configured seeds with an open link.",
-        s.seeds_reachable as f64,
+        s.views.seeds_reachable as f64,
     );
     metric(
         "gossipnet_messages_broadcast_total",
         "counter",
         "Messages this node broadcast.",
-        s.broadcast as f64,
+        s.counters.broadcast as f64,
     );
     metric(
         "gossipnet_messages_delivered_total",
         "counter",
         "Broadcast messages delivered here, each once.",
-        s.delivered as f64,
+        s.counters.delivered as f64,
     );
     metric(
         "gossipnet_messages_forwarded_total",
         "counter",
         "Full copies of broadcast messages sent to neighbours.",
-        s.forwarded as f64,
+        s.counters.forwarded as f64,
     );
     metric(
         "gossipnet_messages_duplicate_total",
         "counter",
         "Duplicate copies of broadcast messages received.",
-        s.duplicates as f64,
+        s.counters.duplicates as f64,
     );
     metric(
         "gossipnet_link_messages_sent_total",
         "counter",
         "Protocol messages queued to links.",
-        s.messages_sent as f64,
+        s.counters.messages_sent as f64,
     );
     metric(
         "gossipnet_link_messages_received_total",
         "counter",
         "Protocol messages read from links.",
-        s.messages_received as f64,
+        s.counters.messages_received as f64,
     );
     metric(
         "gossipnet_bytes_sent_total",
         "counter",
         "Bytes of protocol messages queued to links.",
-        s.bytes_sent as f64,
+        s.counters.bytes_sent as f64,
     );
     metric(
         "gossipnet_bytes_received_total",
         "counter",
         "Bytes of protocol messages read from links.",
-        s.bytes_received as f64,
+        s.counters.bytes_received as f64,
     );
     metric(
         "gossipnet_handshake_failures_total",
         "counter",
         "Links that failed their handshake, either way.",
-        s.handshake_failures as f64,
+        s.counters.handshake_failures as f64,
     );
     if let Some(e) = s.size_estimate {
         metric(
@@ -112,7 +112,7 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
             e,
         );
     }
-    if let Some(r) = s.registry_size {
+    if let Some(r) = s.views.registry_size {
         metric(
             "gossipnet_registry_size",
             "gauge",
@@ -125,9 +125,9 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
     let _ = writeln!(
         out,
         "gossipnet_node_info{{id=\"{}\",name=\"{}\",role=\"{}\"}} 1",
-        s.id,
-        label(s.name.as_deref().unwrap_or("")),
-        s.role
+        s.identity.id,
+        label(s.identity.name.as_deref().unwrap_or("")),
+        s.identity.role
     );
     let mut response = out.into_response();
     response.headers_mut().insert(

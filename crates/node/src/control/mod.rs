@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::{Node, NodeConfig, NodeError};
+use crate::{Node, NodeConfig, NodeError, Role};
 
 /// The file in the data directory that says where the API is.
 pub const CONTROL_FILE: &str = "control.json";
@@ -126,8 +126,8 @@ pub struct ControlFile {
     pub name: Option<String>,
     /// Where its node listens.
     pub listen: SocketAddr,
-    /// "node" or "seed".
-    pub role: String,
+    /// In the overlay, or keeping the registry (`"node"` or `"seed"`).
+    pub role: Role,
 }
 
 impl ControlFile {
@@ -312,7 +312,7 @@ async fn start(
             id: node.id().to_string(),
             name: node.name(),
             listen: node.local_addr(),
-            role: status.role.to_string(),
+            role: status.identity.role,
         };
         let written = serde_json::to_string_pretty(&control)
             .map_err(std::io::Error::from)

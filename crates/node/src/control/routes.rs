@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use super::{auth, dashboard, events, metrics, network, MAX_REQUEST_BYTES};
-use crate::{Node, Status};
+use crate::{Node, NodeError, Status};
 
 /// What every handler shares.
 pub(super) struct ApiState {
@@ -79,6 +79,19 @@ fn bad_request(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
 
+/// The node refused what was asked: the error and each of its sources, as
+/// one line, so a client sees why (a bad signature, a message too large).
+fn refused(e: NodeError) -> ApiError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ApiError(StatusCode::BAD_REQUEST, text)
+}
+
 /// The node could not answer (it has stopped, say).
 pub(super) fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
@@ -113,7 +126,7 @@ async fn send(
     if text.is_empty() {
         return Err(bad_request("the text is empty"));
     }
-    let id = state.node.broadcast_text(text).await.map_err(bad_request)?;
+    let id = state.node.broadcast_text(text).await.map_err(refused)?;
     Ok(Json(json!({ "id": id.to_string() })))
 }
 
@@ -138,7 +151,7 @@ async fn dm(
         .node
         .send_direct(to, &body.text)
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(Json(json!({ "id": id.to_string() })))
 }
 
@@ -167,6 +180,6 @@ async fn shutdown(
         .node
         .publish_admin(Bytes::from(bytes))
         .await
-        .map_err(bad_request)?;
+        .map_err(refused)?;
     Ok(Json(json!({ "id": id.to_string() })))
 }

@@ -1,0 +1,126 @@
+//! A node's report on itself: the [`Status`] that
+//! [`Node::status`](crate::Node::status) returns and the control API
+//! serves as JSON at `/api/status` (docs/API.md is the contract for its
+//! shape).
+
+use std::net::SocketAddr;
+
+use gossipnet_proto::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// One neighbour in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// The neighbour's id.
+    pub id: NodeId,
+    /// The address of the link to it (`None` while no link is open).
+    pub addr: Option<SocketAddr>,
+}
+
+/// What part a node plays in the network. Serialised, and shown, as
+/// `"node"` or `"seed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// In the overlay: joins, broadcasts, registers with seeds.
+    Node,
+    /// Keeps the registry of live nodes and stays out of the overlay.
+    Seed,
+}
+
+impl Role {
+    /// The role's name: `"node"` or `"seed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Node => "node",
+            Role::Seed => "seed",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node's view of itself. Serialised flat: the groups' fields sit beside
+/// `size_estimate` and `shutting_down` in one JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Who the node is and where it listens.
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// Its neighbours, links and seeds.
+    #[serde(flatten)]
+    pub views: Views,
+    /// What it has sent and received since it started.
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Gossip estimate of the network size.
+    pub size_estimate: Option<f64>,
+    /// An admin's shutdown command was obeyed; the node is about to leave.
+    pub shutting_down: bool,
+}
+
+/// Who a node is, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    /// The node's id (the public half of its key).
+    pub id: NodeId,
+    /// The name shown beside the id, if it has one.
+    pub name: Option<String>,
+    /// The network it belongs to.
+    pub network_id: String,
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The addresses in its record.
+    pub advertise: Vec<SocketAddr>,
+    /// Seconds since the node started.
+    pub uptime_s: u64,
+    /// In the overlay, or keeping the registry.
+    pub role: Role,
+}
+
+/// A node's neighbours, links and seeds, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Views {
+    /// The neighbours (HyParView's active view): the peers messages are
+    /// exchanged with.
+    pub active: Vec<PeerStatus>,
+    /// Peers known and kept in reserve (HyParView's passive view), to
+    /// replace a neighbour that leaves.
+    pub passive: Vec<NodeId>,
+    /// Links established now, to neighbours and to other peers (seeds,
+    /// peers being tried).
+    pub links: usize,
+    /// Seeds in the config.
+    pub seeds_configured: usize,
+    /// Seeds this node has a link to now.
+    pub seeds_reachable: usize,
+    /// Records in the registry (seeds only).
+    pub registry_size: Option<usize>,
+}
+
+/// What a node has sent and received since it started, in a [`Status`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    /// Messages this node broadcast.
+    pub broadcast: u64,
+    /// Messages delivered here.
+    pub delivered: u64,
+    /// Full-message sends (forwarded, originated, graft answers).
+    pub forwarded: u64,
+    /// Duplicate copies received.
+    pub duplicates: u64,
+    /// Links that failed their handshake.
+    pub handshake_failures: u64,
+    /// Bytes queued to links.
+    pub bytes_sent: u64,
+    /// Bytes of messages read from links.
+    pub bytes_received: u64,
+    /// Messages queued to links.
+    pub messages_sent: u64,
+    /// Messages read from links.
+    pub messages_received: u64,
+}
