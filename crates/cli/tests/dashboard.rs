@@ -24,7 +24,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How many nodes (besides the seed) the testnet runs.
 const NODES: usize = 10;
 /// Where the screenshot goes, for a human to look at.
-const SCREENSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/dashboard.png");
+const SCREENSHOT: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/dashboard.png");
 
 #[test]
 fn dashboard_shows_the_network_live() {
