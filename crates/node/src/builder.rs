@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 #[cfg(feature = "control-api")]
 use crate::control;
-use crate::{store, Node, NodeConfig, NodeError};
+use gossipnet_proto::NodeId;
+
+use crate::{store, Limits, Node, NodeConfig, NodeError};
 
 /// Builds a [`Node`]:
 ///
@@ -29,6 +31,12 @@ pub struct NodeBuilder {
     peers: Vec<String>,
     seeds: Vec<String>,
     discovery: Option<bool>,
+    advertise: Vec<SocketAddr>,
+    seed_role: bool,
+    admin_keys: Vec<NodeId>,
+    limits: Option<Limits>,
+    proto: Option<gossipnet_proto::Config>,
+    listener: Option<std::net::TcpListener>,
     #[cfg(feature = "control-api")]
     control_api: Option<SocketAddr>,
 }
@@ -98,8 +106,62 @@ impl NodeBuilder {
         self
     }
 
-    /// The configuration this builder makes.
-    pub fn into_config(self) -> Result<NodeConfig, NodeError> {
+    /// Addresses to publish in the node's record (default: derived from
+    /// the listen address, every interface's when it is unspecified).
+    pub fn advertise(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.advertise.extend(addrs);
+        self
+    }
+
+    /// Peers to join through, as `host:port`.
+    pub fn peers(mut self, addrs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.peers.extend(addrs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Seed nodes, as `host:port`.
+    pub fn seeds(mut self, addrs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.seeds.extend(addrs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Run as a seed: keep the registry of live nodes instead of joining
+    /// the overlay. Unless [`limits`](Self::limits) are given, a seed takes
+    /// [`Limits::for_seed`].
+    pub fn role(mut self, role: crate::Role) -> Self {
+        self.seed_role = role == crate::Role::Seed;
+        self
+    }
+
+    /// Admin keys whose signed shutdown commands this node obeys.
+    pub fn admin_keys(mut self, keys: impl IntoIterator<Item = NodeId>) -> Self {
+        self.admin_keys.extend(keys);
+        self
+    }
+
+    /// What peers may make the node hold (default [`Limits::default`], or
+    /// [`Limits::for_seed`] for a seed).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The protocol's tunables (default [`gossipnet_proto::Config::default`]).
+    pub fn protocol(mut self, config: gossipnet_proto::Config) -> Self {
+        self.proto = Some(config);
+        self
+    }
+
+    /// Serve on a listening socket bound elsewhere (handed over by a
+    /// supervisor's socket activation, say) instead of binding
+    /// [`listen`](Self::listen); the node listens where the socket does.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// The configuration this builder makes, and the listener handed over.
+    fn into_config(self) -> Result<(NodeConfig, Option<std::net::TcpListener>), NodeError> {
         let secret = match (self.secret, &self.data_dir) {
             (Some(secret), _) => secret,
             (None, Some(dir)) => {
@@ -123,15 +185,28 @@ impl NodeBuilder {
         if let Some(on) = self.discovery {
             config.discovery = on;
         }
-        Ok(config)
+        config.advertise = self.advertise;
+        config.seed_role = self.seed_role;
+        config.admin_keys = self.admin_keys;
+        config.limits = match self.limits {
+            Some(limits) => limits,
+            None if self.seed_role => Limits::for_seed(),
+            None => Limits::default(),
+        };
+        if let Some(proto) = self.proto {
+            config.proto = proto;
+        }
+        Ok((config, self.listener))
     }
 
     /// Starts the node (and its control API, if asked for).
     pub async fn spawn(self) -> Result<Node, NodeError> {
         #[cfg(feature = "control-api")]
         if let Some(addr) = self.control_api {
-            return control::spawn_node(self.into_config()?, addr).await;
+            let (config, listener) = self.into_config()?;
+            return control::spawn_node(config, listener, addr).await;
         }
-        Node::spawn(self.into_config()?).await
+        let (config, listener) = self.into_config()?;
+        Node::spawn(config, listener).await
     }
 }

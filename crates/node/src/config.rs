@@ -5,7 +5,9 @@
 //! node spend (links, handshakes, queue memory); each has a default that
 //! serves a laptop in a network of thousands.
 //!
-//! The module is private: [`NodeConfig`], [`Limits`] and the defaults an
+//! The module is private. [`NodeConfig`] is the builder's state, not a
+//! second way in: a node is configured through
+//! [`NodeBuilder`](crate::NodeBuilder). [`Limits`] and the defaults an
 //! embedder may want to name are re-exported from the crate root.
 
 use std::net::SocketAddr;

@@ -3,10 +3,10 @@
 //!
 //! The public API:
 //!
-//! - [`Node`], started from a [`NodeConfig`] or a [`NodeBuilder`]: broadcast,
+//! - [`Node`], configured and started by a [`NodeBuilder`]: broadcast,
 //!   direct messages, [`Status`], and the [`NodeEvent`]s a subscriber hears;
-//! - [`NodeConfig`] and [`Limits`]: what a node is told at start, and what
-//!   it lets peers make it hold, with the defaults [`DEFAULT_NETWORK_ID`],
+//! - [`Limits`]: what a node lets peers make it hold, and the defaults
+//!   [`DEFAULT_NETWORK_ID`],
 //!   [`DEFAULT_PORT`] and [`DEFAULT_PORT_RANGE`];
 //! - [`DataDir`], [`data_root`] and [`default_data_dir`]: where a node keeps
 //!   its identity key and address book across runs;
@@ -25,12 +25,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gossipnet_node::NodeError> {
-//! use gossipnet_node::{Node, NodeConfig, NodeEvent};
-//! use gossipnet_proto::SecretKey;
+//! use gossipnet_node::{Node, NodeEvent};
 //!
-//! let mut config = NodeConfig::new(SecretKey::generate(&mut rand::rngs::OsRng));
-//! config.peers.push("127.0.0.1:7465".into());
-//! let node = Node::spawn(config).await?;
+//! let node = Node::builder().peer("127.0.0.1:7465").spawn().await?;
 //! let mut events = node.subscribe();
 //! node.broadcast_text("hello").await?;
 //! while let Ok(event) = events.recv().await {
@@ -62,7 +59,8 @@ pub mod time;
 mod transport;
 
 pub use builder::NodeBuilder;
-pub use config::{Limits, NodeConfig, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
+pub(crate) use config::NodeConfig;
+pub use config::{Limits, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
 pub use error::NodeError;
 pub use event::{DirectMessage, Events, EventsError, NodeEvent, Received};
 pub use node::Node;

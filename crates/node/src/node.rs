@@ -39,8 +39,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// Binds the listener, opens the data directory, and starts the node.
-    pub async fn spawn(config: NodeConfig) -> Result<Node, NodeError> {
+    /// Binds the listener (unless one was handed over), opens the data
+    /// directory, and starts the node.
+    pub(crate) async fn spawn(
+        config: NodeConfig,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Node, NodeError> {
+        if let Some(listener) = listener {
+            return Self::spawn_on(config, listener).await;
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -51,10 +58,9 @@ impl Node {
         Self::start(config, listener).await
     }
 
-    /// Starts the node on a listening socket bound elsewhere (handed over
-    /// by a supervisor's socket activation, say); `config.listen` is
-    /// replaced by the socket's address.
-    pub async fn spawn_on(
+    /// Starts the node on a listening socket bound elsewhere;
+    /// `config.listen` is replaced by the socket's address.
+    async fn spawn_on(
         mut config: NodeConfig,
         listener: std::net::TcpListener,
     ) -> Result<Node, NodeError> {

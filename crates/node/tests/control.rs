@@ -10,8 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gossipnet_node::control::{self, ControlError, ControlFile, ControlOptions, CONTROL_FILE};
-use gossipnet_node::{Node, NodeConfig, NodeError, Role};
-use gossipnet_proto::SecretKey;
+use gossipnet_node::{Node, NodeError, Role};
 use serde_json::Value;
 
 fn loopback() -> SocketAddr {
@@ -115,10 +114,12 @@ async fn the_builder_serves_the_api_until_the_node_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reports_the_nodes_role_and_stops_with_its_handle() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = NodeConfig::new(SecretKey::generate(&mut rand::rngs::OsRng));
-    config.seed_role = true;
-    config.discovery = false;
-    let node = Node::spawn(config).await.unwrap();
+    let node = Node::builder()
+        .role(Role::Seed)
+        .discovery(false)
+        .spawn()
+        .await
+        .unwrap();
     assert!(node.control_api().is_none());
     let handle = control::serve(
         node.clone(),

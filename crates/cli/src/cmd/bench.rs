@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use gossipnet_node::{Events, EventsError, Node, NodeConfig, NodeEvent};
+use gossipnet_node::{Events, EventsError, Node, NodeEvent};
 use gossipnet_proto::envelope::{Kind, MAX_BODY_BYTES};
 use gossipnet_proto::{MessageId, SecretKey};
 use nix::sys::resource::{getrusage, UsageWho};
@@ -207,14 +207,15 @@ async fn bench(args: &BenchArgs, killed: usize) -> Result<Figures> {
     let start = Instant::now();
     let mut nodes: Vec<Node> = Vec::with_capacity(n);
     for i in 0..n {
-        let mut config = NodeConfig::new(SecretKey::generate(&mut rng));
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.discovery = false;
-        config.data_dir = None;
-        for j in rand::seq::index::sample(&mut rng, i, i.min(JOIN_PEERS)) {
-            config.peers.push(nodes[j].local_addr().to_string());
-        }
-        let node = Node::spawn(config)
+        let peers = rand::seq::index::sample(&mut rng, i, i.min(JOIN_PEERS))
+            .into_iter()
+            .map(|j| nodes[j].local_addr().to_string());
+        let node = Node::builder()
+            .secret(SecretKey::generate(&mut rng))
+            .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .discovery(false)
+            .peers(peers.collect::<Vec<_>>())
+            .spawn()
             .await
             .with_context(|| format!("cannot start node {i}"))?;
         nodes.push(node);

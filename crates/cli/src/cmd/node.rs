@@ -19,7 +19,7 @@ use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::{default_data_dir, DataDir};
-use gossipnet_node::{EventsError, Node, NodeConfig, NodeEvent, Received, Role};
+use gossipnet_node::{EventsError, Limits, Node, NodeBuilder, NodeEvent, Received, Role};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
@@ -161,7 +161,7 @@ pub fn run_node(args: NodeArgs) -> Result<()> {
     let mut peers = args.peers_pos.clone();
     peers.extend(args.peers.iter().cloned());
     let mut prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
-    prepared.config.discovery = !args.no_mdns;
+    prepared.builder = std::mem::take(&mut prepared.builder).discovery(!args.no_mdns);
     run(serve(prepared, args.json))
 }
 
@@ -197,9 +197,12 @@ fn run(work: impl std::future::Future<Output = Result<()>>) -> Result<()> {
 }
 
 struct Prepared {
-    config: NodeConfig,
-    /// A listening socket handed over by socket activation, if any.
-    listener: Option<std::net::TcpListener>,
+    /// The node as configured (with the listening socket handed over by
+    /// socket activation, if any).
+    builder: NodeBuilder,
+    listen: SocketAddr,
+    role: Role,
+    data_dir: PathBuf,
     log_file: Option<PathBuf>,
     log_json: bool,
     api: SocketAddr,
@@ -254,54 +257,61 @@ fn prepare(
     if created {
         tracing::debug!("created a new identity in {}", data_dir.display());
     }
-    let mut config = NodeConfig::new(secret);
-    config.listen = match &listener {
+    let listen = match &listener {
         Some(l) => l.local_addr()?,
         None => SocketAddr::new(args.host, port),
     };
-    config.advertise = args.advertise.clone();
-    config.name = Some(name);
-    config.seed_role = seed_role;
-    if seed_role {
-        config.limits = gossipnet_node::Limits::for_seed();
-    }
-    config.data_dir = Some(data_dir);
+    let role = if seed_role { Role::Seed } else { Role::Node };
+    let mut builder = Node::builder()
+        .secret(secret)
+        .listen(listen)
+        .advertise(args.advertise.iter().copied())
+        .name(name)
+        .role(role)
+        .data_dir(&data_dir);
     if let Some(id) = args.network_id.clone().or(file.network_id) {
         if id.is_empty() || id.len() > 64 {
             bail!("the network id must be 1 to 64 characters");
         }
-        config.network_id = id;
+        builder = builder.network_id(id);
     }
     let psk_path = args
         .psk_file
         .clone()
         .or_else(|| file.psk_file.map(|p| config_dir.join(p)));
     if let Some(path) = psk_path {
-        config.psk = Some(load_psk(&path)?);
+        builder = builder.psk(load_psk(&path)?);
     }
+    let mut admin_keys = Vec::new();
     for key in &file.admin_keys {
         let id: NodeId = key
             .parse()
             .map_err(|e| anyhow!("admin key '{key}' in the config: {e}"))?;
-        config.admin_keys.push(id);
+        admin_keys.push(id);
     }
-    config.peers = file.peers;
-    config.peers.extend(peers);
-    config.seeds = file.seeds;
-    config.seeds.extend(seeds);
-    for addr in config.peers.iter().chain(config.seeds.iter()) {
+    let mut all_peers = file.peers;
+    all_peers.extend(peers);
+    let mut all_seeds = file.seeds;
+    all_seeds.extend(seeds);
+    for addr in all_peers.iter().chain(all_seeds.iter()) {
         check_host_port(addr)?;
     }
+    let mut limits = if seed_role {
+        Limits::for_seed()
+    } else {
+        Limits::default()
+    };
     if let Some(v) = file.limits.max_inbound {
-        config.limits.max_inbound = v;
+        limits.max_inbound = v;
     }
     if let Some(v) = file.limits.max_inbound_per_ip {
-        config.limits.max_inbound_per_ip = v;
+        limits.max_inbound_per_ip = v;
     }
     if let Some(ms) = file.limits.handshake_timeout_ms {
-        config.limits.handshake_timeout = Duration::from_millis(ms);
+        limits.handshake_timeout = Duration::from_millis(ms);
     }
-    let p = &mut config.proto;
+    let mut proto = gossipnet_proto::Config::default();
+    let p = &mut proto;
     if let Some(v) = file.protocol.active_view {
         if v == 0 {
             bail!("protocol.active_view must be at least 1");
@@ -324,6 +334,12 @@ fn prepare(
     if let (Some(ms), Some(size)) = (file.protocol.size_tick_ms, p.size.as_mut()) {
         size.tick = Duration::from_millis(ms.max(100));
     }
+    builder = builder
+        .admin_keys(admin_keys)
+        .peers(all_peers)
+        .seeds(all_seeds)
+        .limits(limits)
+        .protocol(proto);
     if !args.api.ip().is_loopback() {
         bail!(
             "--api {}: the control API has no TLS, so it listens on loopback only \
@@ -332,9 +348,14 @@ fn prepare(
             args.api.port()
         );
     }
+    if let Some(listener) = listener {
+        builder = builder.listener(listener);
+    }
     Ok(Prepared {
-        config,
-        listener,
+        builder,
+        listen,
+        role,
+        data_dir,
         log_file: args.log_file.clone(),
         log_json: args.log_format == "json",
         api: args.api,
@@ -385,17 +406,15 @@ fn free_default_port(host: IpAddr) -> Result<u16> {
 async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     logging::init(prepared.log_file.as_deref(), prepared.log_json)?;
     raise_fd_limit();
-    let listen = prepared.config.listen;
-    let seed_role = prepared.config.seed_role;
-    let data_dir = prepared.config.data_dir.clone(); // chat history, control file
+    let listen = prepared.listen;
+    let role = prepared.role;
+    let seed_role = role == Role::Seed;
+    let data_dir = Some(prepared.data_dir.clone()); // chat history, control file
     let chat_mode = !seed_role && !json && chat::on_terminal();
     // Before the readiness line: a signal sent the moment it is read must
     // find the node ready to leave gracefully.
     let mut signals = Signals::watch(chat_mode)?;
-    let spawned = match prepared.listener {
-        Some(listener) => Node::spawn_on(prepared.config, listener).await,
-        None => Node::spawn(prepared.config).await,
-    };
+    let spawned = prepared.builder.spawn().await;
     let node = spawned.map_err(|e| match e {
         gossipnet_node::NodeError::Bind { .. } => anyhow!(
             "{e}; port {} may be in use: pick another with --port",
@@ -403,7 +422,6 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         ),
         e => anyhow!(e),
     })?;
-    let role = if seed_role { Role::Seed } else { Role::Node };
     let mut options = ControlOptions::new(prepared.api);
     if let Some(dir) = &data_dir {
         options = options.data_dir(dir);

@@ -246,10 +246,14 @@ pub async fn serve(node: Node, options: ControlOptions) -> Result<ControlHandle,
 /// Spawns a node that serves its control API on `addr`: what
 /// [`NodeBuilder::control_api`](crate::NodeBuilder::control_api) asks for.
 /// The address is bound first, so that a taken port starts no node.
-pub(crate) async fn spawn_node(config: NodeConfig, addr: SocketAddr) -> Result<Node, NodeError> {
+pub(crate) async fn spawn_node(
+    config: NodeConfig,
+    node_listener: Option<std::net::TcpListener>,
+    addr: SocketAddr,
+) -> Result<Node, NodeError> {
     let (listener, addr) = bind(addr).await?;
     let data_dir = config.data_dir.clone();
-    let mut node = Node::spawn(config).await?;
+    let mut node = Node::spawn(config, node_listener).await?;
     match start(node.clone(), listener, addr, data_dir).await {
         Ok(handle) => {
             node.control = Some(handle.detach());

@@ -53,8 +53,8 @@ pub fn data_root() -> PathBuf {
 ///
 /// A program that keeps one identity across runs opens the directory,
 /// takes the key from [`load_or_create_identity`](Self::load_or_create_identity)
-/// for [`NodeConfig::new`](crate::NodeConfig::new), and sets
-/// [`NodeConfig::data_dir`](crate::NodeConfig::data_dir) to the same path so
+/// for [`NodeBuilder::secret`](crate::NodeBuilder::secret), and gives the
+/// same path to [`NodeBuilder::data_dir`](crate::NodeBuilder::data_dir) so
 /// the node keeps its address book there.
 #[derive(Debug, Clone)]
 pub struct DataDir {
