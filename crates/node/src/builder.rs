@@ -162,15 +162,18 @@ impl NodeBuilder {
 
     /// The configuration this builder makes, and the listener handed over.
     fn into_config(self) -> Result<(NodeConfig, Option<std::net::TcpListener>), NodeError> {
-        let secret = match (self.secret, &self.data_dir) {
+        // The one place the data directory is opened for a start.
+        let opened_dir = match &self.data_dir {
+            Some(dir) => Some(store::DataDir::open(dir)?),
+            None => None,
+        };
+        let secret = match (self.secret, &opened_dir) {
             (Some(secret), _) => secret,
-            (None, Some(dir)) => {
-                let dir = store::DataDir::open(dir)?;
-                dir.load_or_create_identity()?.0
-            }
+            (None, Some(dir)) => dir.load_or_create_identity()?.0,
             (None, None) => gossipnet_proto::SecretKey::generate(&mut rand::rngs::OsRng),
         };
         let mut config = NodeConfig::new(secret);
+        config.opened_dir = opened_dir;
         if let Some(listen) = self.listen {
             config.listen = listen;
         }

@@ -107,6 +107,9 @@ pub struct NodeConfig {
     pub seed_role: bool,
     /// The data directory (identity, address book); `None` keeps nothing.
     pub data_dir: Option<PathBuf>,
+    /// The data directory, opened once by the builder (it read the identity
+    /// from it) and handed on, so the node does not open it again.
+    pub(crate) opened_dir: Option<crate::DataDir>,
     /// Admin keys whose signed shutdown commands this node obeys.
     pub admin_keys: Vec<NodeId>,
     /// LAN discovery: announce and browse by multicast DNS, and probe the
@@ -134,6 +137,7 @@ impl NodeConfig {
             name: None,
             seed_role: false,
             data_dir: None,
+            opened_dir: None,
             admin_keys: Vec::new(),
             discovery: true,
             limits: Limits::default(),

@@ -101,11 +101,8 @@ impl Node {
             name: config.name.clone(),
         };
         let record = SignedRecord::sign(&config.secret, record)?;
-        let store = match &config.data_dir {
-            Some(dir) => {
-                let dir = store::DataDir::open(dir)?;
-                Some(store::Store::open(&dir)?)
-            }
+        let store = match &config.opened_dir {
+            Some(dir) => Some(store::Store::open(dir)?),
             None => None,
         };
         // The real node verifies every envelope; the simulator may not.

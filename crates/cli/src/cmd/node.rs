@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
-use gossipnet_node::{default_data_dir, DataDir};
+use gossipnet_node::default_data_dir;
 use gossipnet_node::{EventsError, Limits, Node, NodeBuilder, NodeEvent, Received, Role};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
@@ -245,25 +245,14 @@ fn prepare(
         .data_dir
         .clone()
         .unwrap_or_else(|| default_data_dir(&name));
-    let dir = DataDir::open(&data_dir).with_context(|| {
-        format!(
-            "cannot use data directory {}; pick another with --data-dir",
-            data_dir.display()
-        )
-    })?;
-    let (secret, created) = dir
-        .load_or_create_identity()
-        .with_context(|| format!("cannot load the identity in {}", data_dir.display()))?;
-    if created {
-        tracing::debug!("created a new identity in {}", data_dir.display());
-    }
     let listen = match &listener {
         Some(l) => l.local_addr()?,
         None => SocketAddr::new(args.host, port),
     };
     let role = if seed_role { Role::Seed } else { Role::Node };
+    // The builder opens the data directory and reads (or creates) the
+    // identity in it.
     let mut builder = Node::builder()
-        .secret(secret)
         .listen(listen)
         .advertise(args.advertise.iter().copied())
         .name(name)
@@ -414,11 +403,16 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     // Before the readiness line: a signal sent the moment it is read must
     // find the node ready to leave gracefully.
     let mut signals = Signals::watch(chat_mode)?;
+    let prepared_dir = prepared.data_dir.clone();
     let spawned = prepared.builder.spawn().await;
     let node = spawned.map_err(|e| match e {
         gossipnet_node::NodeError::Bind { .. } => anyhow!(
             "{e}; port {} may be in use: pick another with --port",
             listen.port()
+        ),
+        gossipnet_node::NodeError::Store(ref source) => anyhow!(
+            "cannot use data directory {}: {source}; pick another with --data-dir",
+            prepared_dir.display()
         ),
         e => anyhow!(e),
     })?;
