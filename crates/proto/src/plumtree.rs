@@ -134,6 +134,10 @@ pub enum InEvent {
     NeighborUp(NodeId),
     /// A neighbour left the active view.
     NeighborDown(NodeId),
+    /// The link to a neighbour was replaced by a new connection: what was
+    /// queued on the old one may never arrive, so what we hold is
+    /// announced again (the neighbour grafts what it lacks).
+    LinkReplaced(NodeId),
 }
 
 /// Outputs of the broadcast layer.
@@ -288,6 +292,11 @@ impl Plumtree {
             InEvent::TimerExpired(timer) => self.on_timer(timer, now, out),
             InEvent::NeighborUp(peer) => self.on_neighbor_up(peer, out),
             InEvent::NeighborDown(peer) => self.on_neighbor_down(peer),
+            InEvent::LinkReplaced(peer) => {
+                if self.eager.contains(&peer) || self.lazy.contains(&peer) {
+                    self.catch_up(peer, out);
+                }
+            }
         }
     }
 
@@ -474,8 +483,12 @@ impl Plumtree {
         }
         self.lazy.remove(&peer);
         self.eager.insert(peer);
-        // Catch up a node whose links broke mid-broadcast: announce what
-        // we hold, newest first; it grafts what it lacks.
+        self.catch_up(peer, out);
+    }
+
+    /// Catches up a node whose links broke mid-broadcast: announces what we
+    /// hold, newest first; it grafts what it lacks.
+    fn catch_up(&mut self, peer: NodeId, out: &mut VecDeque<OutEvent>) {
         let recent: Vec<IHave> = self
             .cache_order
             .iter()

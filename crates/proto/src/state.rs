@@ -113,6 +113,10 @@ pub enum InEvent {
     /// The transport to this peer failed (dial refused, link reset). Not for
     /// links closed on purpose.
     PeerDisconnected(NodeId),
+    /// The link to this peer was replaced by a new connection (the one-link
+    /// rule settling a simultaneous dial, or a redial): messages the peer
+    /// sent on the old one may be lost, so recent ones are announced again.
+    LinkReplaced(NodeId),
 }
 
 /// Outputs.
@@ -323,6 +327,9 @@ impl<R: Rng> State<R> {
             InEvent::TimerExpired(timer) => self.on_timer(timer, now),
             InEvent::PeerDisconnected(peer) => {
                 self.membership_input(hyparview::InEvent::PeerDisconnected(peer), now)
+            }
+            InEvent::LinkReplaced(peer) => {
+                self.broadcast_input(plumtree::InEvent::LinkReplaced(peer), now)
             }
         }
         self.out.drain(..)

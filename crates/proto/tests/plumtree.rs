@@ -493,6 +493,35 @@ fn new_neighbour_is_sent_a_catch_up_ihave_of_cached_messages() {
     assert!(sends(&empty.handle(InEvent::NeighborUp(id(9)))).is_empty());
 }
 
+/// A simultaneous dial ends with one of two connections closed; what the
+/// peer sent on the closed one is lost, and with one neighbour there is no
+/// one else to announce it. The node whose link was replaced announces what
+/// it holds again, so the peer grafts what it missed; the tree is unchanged.
+#[test]
+fn a_replaced_link_announces_the_cached_messages_again() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    node.recv(2, Message::Prune);
+    node.handle(InEvent::Broadcast(content(1)));
+    let out = node.handle(InEvent::LinkReplaced(id(1)));
+    assert_eq!(
+        sends(&out),
+        vec![(
+            id(1),
+            Message::IHave(vec![IHave {
+                id: mid(1),
+                round: 1
+            }])
+        )]
+    );
+    // A lazy neighbour is caught up too, and stays lazy.
+    let out = node.handle(InEvent::LinkReplaced(id(2)));
+    assert_eq!(sends_to(&out, 2).len(), 1);
+    assert_eq!(node.lazy(), vec![id(2)]);
+    assert_eq!(node.eager(), vec![id(1)]);
+    // A peer that is no neighbour is sent nothing.
+    assert!(sends(&node.handle(InEvent::LinkReplaced(id(7)))).is_empty());
+}
+
 #[test]
 fn neighbor_down_forgets_the_peer_and_its_announcements() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);

@@ -248,8 +248,14 @@ impl Actor {
             self.after_link(peer, purpose).await;
             return;
         }
+        let replacing = self.links.contains(&peer);
         self.links.insert(link, direction, addr);
         info!(peer = %peer.short(), %addr, direction = ?direction, "link up");
+        if replacing {
+            // What the peer sent on the link just closed may be lost: it
+            // was in flight, or queued behind a write the close cut short.
+            self.proto(InEvent::LinkReplaced(peer)).await;
+        }
         if let Some(store) = &self.store {
             store.seen(peer);
             if direction == Direction::Outbound {
