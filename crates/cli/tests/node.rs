@@ -319,7 +319,12 @@ fn two_nodes_dialling_each_other_at_once_keep_one_link() {
     a.say("ping over the one link");
     assert!(b.wait_output("ping over the one link"));
     b.say("pong over the one link");
-    assert!(a.wait_output("pong over the one link"));
+    assert!(
+        a.wait_output("pong over the one link"),
+        "{}\n{}",
+        a.logs(),
+        b.logs()
+    );
     // Poll (with a deadline) until any duplicate connection has been shut.
     let deadline = std::time::Instant::now() + common::DEADLINE;
     let mut count = established_to(&[pa, pb]);

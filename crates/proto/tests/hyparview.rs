@@ -236,6 +236,29 @@ fn contact_takes_joiner_in_and_forwards_join_to_other_neighbours() {
     assert_eq!(node.hpv.peer_data(&id(9)), Some(&data(9)));
 }
 
+/// A join from a peer already in the active view: after a simultaneous
+/// dial, the losing connection can close at the peer's end before the
+/// winning one is up there, so the peer dropped us while we kept it. It
+/// joins again; we must tell it we are neighbours, or the link stays
+/// one-sided (its broadcasts reach nobody) until liveness notices.
+#[test]
+fn a_join_from_a_neighbour_is_answered_with_a_neighbour_notice() {
+    let mut node = Node::new(2).with_active(&[1, 9]);
+    let out = node.recv(9, Message::Join(data(9)));
+    assert!(node.active(9));
+    let to_joiner = sends_to(&out, 9);
+    assert_eq!(to_joiner.len(), 1, "{to_joiner:?}");
+    assert!(matches!(
+        to_joiner[0],
+        Message::Neighbor {
+            priority: Priority::High,
+            ..
+        }
+    ));
+    // No neighbour event: nothing changed here.
+    assert!(!events(&out).contains(&Event::NeighborUp(id(9))));
+}
+
 #[test]
 fn forward_join_with_ttl_zero_adds_the_joiner() {
     let mut node = Node::new(3).with_active(&[1, 2, 3]);

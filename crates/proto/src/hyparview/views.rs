@@ -27,7 +27,17 @@ impl HyParView {
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
-        if peer == self.me || self.active.contains(&peer) {
+        if peer == self.me {
+            return;
+        }
+        if self.active.contains(&peer) {
+            // A join from a neighbour: it has lost us (a simultaneous dial
+            // whose losing connection closed at its end before the winner
+            // came up there), while we kept it. Tell it again that we are
+            // neighbours, or the link stays one-sided until liveness notices.
+            if notify {
+                self.notify_neighbor(peer, out);
+            }
             return;
         }
         if self.active.len() >= self.config.active_view_capacity {
@@ -41,15 +51,20 @@ impl HyParView {
         self.active.push(peer);
         out.push_back(OutEvent::EmitEvent(Event::NeighborUp(peer)));
         if notify {
-            out.push_back(OutEvent::SendMessage(
-                peer,
-                Message::Neighbor {
-                    priority: Priority::High,
-                    data: self.my_data.clone(),
-                    request: self.new_request(),
-                },
-            ));
+            self.notify_neighbor(peer, out);
         }
+    }
+
+    /// Tells `peer` it is in our active view, so it puts us in its own.
+    fn notify_neighbor(&mut self, peer: NodeId, out: &mut VecDeque<OutEvent>) {
+        out.push_back(OutEvent::SendMessage(
+            peer,
+            Message::Neighbor {
+                priority: Priority::High,
+                data: self.my_data.clone(),
+                request: self.new_request(),
+            },
+        ));
     }
 
     /// Takes `peer` out of the active view; an `alive` peer moves to the
