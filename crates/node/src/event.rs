@@ -51,8 +51,32 @@ pub enum NodeEvent {
     Direct(DirectMessage),
     /// A peer became a neighbour.
     NeighborUp(NodeId),
-    /// A neighbour left.
-    NeighborDown(NodeId),
+    /// A peer is a neighbour no longer, and why.
+    NeighborDown(NodeId, DownReason),
+}
+
+/// Why a neighbour went, as far as this node can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownReason {
+    /// It said it is leaving the network (a graceful leave).
+    Left,
+    /// One end gave the link up to make room or to rebalance; the peer is
+    /// still in the network.
+    Dropped,
+    /// Its link failed or it fell silent: crashed, cut off, or too slow.
+    /// The node keeps its views full, so it may come back.
+    Unreachable,
+}
+
+impl DownReason {
+    /// `"left"`, `"dropped"` or `"unreachable"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownReason::Left => "left",
+            DownReason::Dropped => "dropped",
+            DownReason::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// The events of one node from the moment of

@@ -8,13 +8,54 @@ use std::net::SocketAddr;
 use gossipnet_proto::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// One neighbour in a [`Status`].
+/// One neighbour in a [`Status`], and an entry of `gossipnet peers`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
     /// The neighbour's id.
     pub id: NodeId,
-    /// The address of the link to it (`None` while no link is open).
+    /// The name in the neighbour's record, if it has one and it has reached
+    /// this node.
+    pub name: Option<String>,
+    /// Where the neighbour listens, from its record (or the address it was
+    /// dialled at): what another node would dial.
+    pub listen: Vec<SocketAddr>,
+    /// The address of the link to it (`None` while no link is open). For an
+    /// inbound link this is the peer's source port, not where it listens.
     pub addr: Option<SocketAddr>,
+    /// Which side opened the link.
+    pub direction: Option<Direction>,
+    /// What the link runs over: `"tcp"`.
+    pub transport: Option<&'static str>,
+    /// The round-trip time of the last ping answered on the link, in
+    /// milliseconds (the node pings each new link once, then quiet ones).
+    pub rtt_ms: Option<f64>,
+    /// Seconds since the link was established.
+    pub link_age_s: Option<u64>,
+    /// Bytes of messages queued to the link (before framing and encryption).
+    pub bytes_sent: u64,
+    /// Bytes of messages read from the link.
+    pub bytes_received: u64,
+}
+
+/// Which side opened a link. Serialised, and shown, as `"outbound"` or
+/// `"inbound"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// We dialled.
+    Outbound,
+    /// The peer dialled.
+    Inbound,
+}
+
+impl Direction {
+    /// `"outbound"` or `"inbound"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
 }
 
 /// What part a node plays in the network. Serialised, and shown, as

@@ -1,11 +1,12 @@
 //! `Node::crash`: a node that stops as if its process were killed. Two real
 //! nodes over TCP on loopback; once they are neighbours one crashes, and
 //! the other must see it go from the broken connection alone, while the
-//! crashed node's handle reports it stopped.
+//! crashed node's handle reports it stopped. Beside it, the same pair with a
+//! graceful leave, to tell the two apart in the event.
 
 use std::time::Duration;
 
-use gossipnet_node::{Events, EventsError, Node, NodeError, NodeEvent};
+use gossipnet_node::{DownReason, Events, EventsError, Node, NodeError, NodeEvent};
 use gossipnet_proto::NodeId;
 use tokio::time::timeout;
 
@@ -40,8 +41,18 @@ fn is_up(ev: &NodeEvent, id: NodeId) -> bool {
     matches!(ev, NodeEvent::NeighborUp(p) if *p == id)
 }
 
-fn is_down(ev: &NodeEvent, id: NodeId) -> bool {
-    matches!(ev, NodeEvent::NeighborDown(p) if *p == id)
+/// The reason of the first NeighborDown for `id`.
+async fn down_reason(events: &mut Events, id: NodeId) -> DownReason {
+    let mut reason = None;
+    wait_for(events, "NeighborDown", |ev| match ev {
+        NodeEvent::NeighborDown(p, why) if *p == id => {
+            reason = Some(*why);
+            true
+        }
+        _ => false,
+    })
+    .await;
+    reason.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,11 +71,27 @@ async fn a_crashed_nodes_neighbour_sees_it_go() {
         .expect("stopped() resolves after a crash");
     assert!(matches!(victim.status().await, Err(NodeError::Stopped)));
 
-    wait_for(&mut events, "NeighborDown", |ev| is_down(ev, victim_id)).await;
+    assert_eq!(
+        down_reason(&mut events, victim_id).await,
+        DownReason::Unreachable
+    );
     // The survivor itself carries on, with the crashed node out of its view.
     let peers = survivor.status().await.unwrap().views.active;
     assert!(peers.iter().all(|p| p.id != victim_id), "{peers:?}");
     survivor.leave().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_neighbour_that_leaves_is_reported_as_left() {
+    let stayer = node(None).await;
+    let mut events = stayer.subscribe();
+    let leaver = node(Some(&stayer)).await;
+    let leaver_id = leaver.id();
+    wait_for(&mut events, "NeighborUp", |ev| is_up(ev, leaver_id)).await;
+
+    leaver.leave().await.unwrap();
+    assert_eq!(down_reason(&mut events, leaver_id).await, DownReason::Left);
+    stayer.leave().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

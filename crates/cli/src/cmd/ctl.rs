@@ -436,7 +436,9 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// `gossipnet peers`.
+/// `gossipnet peers`: one row per neighbour, by name and listen address
+/// (an inbound link's own address is the peer's source port, which tells
+/// nobody anything).
 pub fn peers(target: Target) -> Result<()> {
     let client = Client::connect(&target)?;
     let peers = client.get("/api/peers")?;
@@ -446,15 +448,55 @@ pub fn peers(target: Target) -> Result<()> {
     let peers = peers.as_array().cloned().unwrap_or_default();
     if peers.is_empty() {
         outln!("no neighbours yet");
+        return Ok(());
     }
-    for p in peers {
-        outln!(
-            "{}  {}",
-            p["id"].as_str().unwrap_or(""),
-            p["addr"].as_str().unwrap_or("-")
-        );
+    let mut rows = vec![[
+        "NAME", "ID", "LISTEN", "DIRECTION", "VIA", "RTT", "LINKED", "SENT", "RECEIVED",
+    ]
+    .map(String::from)];
+    rows.extend(peers.iter().map(peer_row));
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        outln!("{}", line.join("  ").trim_end());
     }
     Ok(())
+}
+
+/// A neighbour of `/api/peers` as the cells of its row.
+fn peer_row(p: &Value) -> [String; 9] {
+    let text = |key: &str| p[key].as_str().unwrap_or("-").to_string();
+    let id: String = p["id"].as_str().unwrap_or("").chars().take(8).collect();
+    let listen = p["listen"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(Value::as_str)
+        .or_else(|| p["addr"].as_str())
+        .unwrap_or("-")
+        .to_string();
+    let rtt = p["rtt_ms"]
+        .as_f64()
+        .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
+    let age = p["link_age_s"]
+        .as_u64()
+        .map_or_else(|| "-".into(), uptime);
+    [
+        text("name"),
+        id,
+        listen,
+        text("direction"),
+        text("transport"),
+        rtt,
+        age,
+        bytes(p["bytes_sent"].as_u64().unwrap_or(0)),
+        bytes(p["bytes_received"].as_u64().unwrap_or(0)),
+    ]
 }
 
 /// `gossipnet send`.

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gossipnet_proto::record::SignedRecord;
 use gossipnet_proto::seed::{DialResult, SeedInput};
 use gossipnet_proto::{Command, InEvent, NodeId};
 use tokio::net::TcpStream;
@@ -85,6 +86,8 @@ pub(super) struct Dialer {
     handshakes: Arc<Semaphore>,
     /// Where each known peer listens, from records and discovery.
     pub(super) addrs: HashMap<NodeId, Vec<SocketAddr>>,
+    /// The names in the records of known peers, for the status.
+    names: HashMap<NodeId, String>,
     pub(super) held: Held,
 }
 
@@ -95,8 +98,24 @@ impl Dialer {
             events,
             handshakes: Arc::new(Semaphore::new(config.limits.max_handshakes)),
             addrs: HashMap::new(),
+            names: HashMap::new(),
             held: Held::default(),
         }
+    }
+
+    /// Takes a verified record's addresses and name.
+    pub(super) fn learn(&mut self, record: &SignedRecord) {
+        let id = record.id();
+        self.addrs.insert(id, record.record().addrs.clone());
+        match &record.record().name {
+            Some(name) => self.names.insert(id, name.clone()),
+            None => self.names.remove(&id),
+        };
+    }
+
+    /// The name in `peer`'s record, if it has one.
+    pub(super) fn name_of(&self, peer: &NodeId) -> Option<&str> {
+        self.names.get(peer).map(String::as_str)
     }
 
     /// The addresses `peer` listens at, if any are known.

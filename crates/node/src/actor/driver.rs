@@ -7,10 +7,11 @@
 //! disconnected peer); such inputs queue behind the current one, so the
 //! protocol always sees them in order and never re-entrantly.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 use gossipnet_proto::envelope::{Kind, SignedEnvelope};
+use gossipnet_proto::hyparview;
 use gossipnet_proto::plumtree::{self, Gossip};
 use gossipnet_proto::record::SignedRecord;
 use gossipnet_proto::wire::{self, Message};
@@ -21,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::links::Sent;
 use super::Actor;
-use crate::{NodeEvent, Received};
+use crate::{DownReason, NodeEvent, Received};
 
 /// The protocol state and what the actor keeps about its output.
 pub(super) struct Driver {
@@ -31,6 +32,13 @@ pub(super) struct Driver {
     /// The active view as the protocol last reported it.
     pub(super) neighbors: BTreeSet<gossipnet_proto::NodeId>,
     gossip: GossipEncoder,
+    /// New neighbours to ping once the step that made them is carried out,
+    /// to learn the link's round-trip time (see [`Actor::send_probes`]).
+    probes: Vec<gossipnet_proto::NodeId>,
+    /// Why a neighbour is about to go, as seen before the protocol reports
+    /// it down (a goodbye read, a link that failed). Neighbours only, so it
+    /// is bounded by the active view.
+    down_hints: HashMap<gossipnet_proto::NodeId, DownReason>,
 }
 
 impl Driver {
@@ -40,6 +48,16 @@ impl Driver {
             inputs: VecDeque::new(),
             neighbors: BTreeSet::new(),
             gossip: GossipEncoder::default(),
+            probes: Vec::new(),
+            down_hints: HashMap::new(),
+        }
+    }
+
+    /// Notes why neighbour `peer` is going, unless a reason is noted
+    /// already (the first sign is the true one: a goodbye, then the close).
+    pub(super) fn hint_down(&mut self, peer: gossipnet_proto::NodeId, why: DownReason) {
+        if self.neighbors.contains(&peer) {
+            self.down_hints.entry(peer).or_insert(why);
         }
     }
 
@@ -110,12 +128,38 @@ impl Actor {
                 self.apply(out).await;
             }
         }
+        self.send_probes().await;
+    }
+
+    /// Pings each new neighbour once, to time the link: a figure for
+    /// `gossipnet peers` before the protocol's own pings (of quiet links
+    /// only) give one. Sent after the outputs that made the neighbour, so
+    /// the peer has read the message that took us in before our ping: a
+    /// ping from outside its active view would make it disconnect us.
+    async fn send_probes(&mut self) {
+        for peer in std::mem::take(&mut self.driver.probes) {
+            if !self.driver.neighbors.contains(&peer) {
+                continue;
+            }
+            let nonce = rand::Rng::gen(&mut self.rng);
+            self.links.pinged(&peer, nonce);
+            let bytes = Bytes::from(wire::encode(&Message::Ping(nonce)));
+            self.send_bytes(peer, bytes).await;
+        }
     }
 
     /// The one place protocol output becomes I/O.
     async fn apply(&mut self, out: OutEvent) {
         match out {
             OutEvent::SendMessage(peer, msg) => {
+                match msg {
+                    Message::Ping(nonce) => self.links.pinged(&peer, nonce),
+                    // We give the neighbour up.
+                    Message::Membership(hyparview::Message::Disconnect { .. }) => {
+                        self.driver.hint_down(peer, DownReason::Dropped)
+                    }
+                    _ => {}
+                }
                 let bytes = self.driver.encode(&msg);
                 self.send_bytes(peer, bytes).await;
             }
@@ -166,6 +210,8 @@ impl Actor {
             Event::NeighborUp(peer) => {
                 info!(peer = %peer.short(), "neighbor up");
                 self.driver.neighbors.insert(peer);
+                self.driver.down_hints.remove(&peer);
+                self.driver.probes.push(peer);
                 if let Some(store) = &self.store {
                     store.seen(peer);
                 }
@@ -174,7 +220,13 @@ impl Actor {
             Event::NeighborDown(peer) => {
                 info!(peer = %peer.short(), "neighbor down");
                 self.driver.neighbors.remove(&peer);
-                let _ = self.events.send(NodeEvent::NeighborDown(peer));
+                // No sign before the protocol's own verdict: it fell silent.
+                let why = self
+                    .driver
+                    .down_hints
+                    .remove(&peer)
+                    .unwrap_or(DownReason::Unreachable);
+                let _ = self.events.send(NodeEvent::NeighborDown(peer, why));
             }
             Event::Received(delivered) => {
                 // Verified by the protocol before it was delivered.
@@ -229,9 +281,7 @@ impl Actor {
             debug!(peer = %peer.short(), "peer record does not verify");
             return;
         }
-        self.dialer
-            .addrs
-            .insert(peer, record.record().addrs.clone());
+        self.dialer.learn(&record);
         if let Some(store) = &self.store {
             store.record(record);
         }

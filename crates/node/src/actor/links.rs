@@ -80,8 +80,26 @@ struct LinkEntry {
     direction: Direction,
     addr: SocketAddr,
     last_active: Instant,
+    established: Instant,
+    bytes_sent: u64,
+    bytes_received: u64,
+    /// The ping in flight, to time its pong: its nonce and when it went.
+    ping: Option<(u64, Instant)>,
+    /// The round trip of the last ping answered.
+    rtt: Option<Duration>,
     reader: AbortHandle,
     writer: JoinHandle<()>,
+}
+
+/// What the link table tells about one link, for the status.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LinkInfo {
+    pub addr: SocketAddr,
+    pub direction: Direction,
+    pub age: Duration,
+    pub rtt: Option<Duration>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// Inbound links counted against the caps, in total and per address.
@@ -178,11 +196,6 @@ impl Links {
         self.links.len()
     }
 
-    /// The address of the link to `peer`.
-    pub(super) fn addr(&self, peer: &NodeId) -> Option<SocketAddr> {
-        self.links.get(peer).map(|l| l.addr)
-    }
-
     /// The address we dialled `peer` at: one it listens on.
     pub(super) fn dialled_addr(&self, peer: &NodeId) -> Option<SocketAddr> {
         self.links
@@ -225,6 +238,7 @@ impl Links {
         if direction == Direction::Inbound {
             self.inbound.add(addr.ip());
         }
+        let now = Instant::now();
         self.links.insert(
             peer,
             LinkEntry {
@@ -232,17 +246,57 @@ impl Links {
                 tx,
                 direction,
                 addr,
-                last_active: Instant::now(),
+                last_active: now,
+                established: now,
+                bytes_sent: 0,
+                bytes_received: 0,
+                ping: None,
+                rtt: None,
                 reader: reader_task.abort_handle(),
                 writer: writer_task,
             },
         );
     }
 
-    /// Notes traffic on the link to `peer`, which keeps it from going idle.
-    pub(super) fn touch(&mut self, peer: &NodeId) {
+    /// Notes `len` bytes read from the link to `peer`, which keeps it from
+    /// going idle.
+    pub(super) fn touch(&mut self, peer: &NodeId, len: usize) {
         if let Some(link) = self.links.get_mut(peer) {
             link.last_active = Instant::now();
+            link.bytes_received += len as u64;
+        }
+    }
+
+    /// What is known of the link to `peer`, if there is one.
+    pub(super) fn info(&self, peer: &NodeId) -> Option<LinkInfo> {
+        self.links.get(peer).map(|l| LinkInfo {
+            addr: l.addr,
+            direction: l.direction,
+            age: l.established.elapsed(),
+            rtt: l.rtt,
+            bytes_sent: l.bytes_sent,
+            bytes_received: l.bytes_received,
+        })
+    }
+
+    /// Notes a ping with `nonce` queued to `peer`, to time its pong. Only
+    /// the newest ping is timed: one pong is enough for a figure.
+    pub(super) fn pinged(&mut self, peer: &NodeId, nonce: u64) {
+        if let Some(link) = self.links.get_mut(peer) {
+            link.ping = Some((nonce, Instant::now()));
+        }
+    }
+
+    /// A pong with `nonce` from `peer`: if it answers the ping in flight,
+    /// the link's round-trip time.
+    pub(super) fn ponged(&mut self, peer: &NodeId, nonce: u64) {
+        if let Some(link) = self.links.get_mut(peer) {
+            if let Some((sent_nonce, at)) = link.ping {
+                if sent_nonce == nonce {
+                    link.rtt = Some(at.elapsed());
+                    link.ping = None;
+                }
+            }
         }
     }
 
@@ -254,6 +308,7 @@ impl Links {
             return Sent::NoLink(bytes);
         };
         link.last_active = Instant::now();
+        link.bytes_sent += bytes.len() as u64;
         let tx = link.tx.clone();
         let sent = match tx.try_send(bytes) {
             Ok(()) => true,
@@ -353,6 +408,8 @@ impl Actor {
             None => debug!(peer = %peer.short(), "link closed by peer"),
         }
         if self.driver.neighbors.contains(&peer) {
+            self.driver
+                .hint_down(peer, crate::DownReason::Unreachable);
             let out = self.seeds.handle_neighbor_lost(peer);
             self.seed_client_outputs(out).await;
             self.proto(InEvent::PeerDisconnected(peer)).await;

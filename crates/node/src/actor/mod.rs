@@ -153,14 +153,8 @@ pub(crate) enum ToActor {
     },
 }
 
-/// Which way a link was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// We dialled.
-    Outbound,
-    /// The peer dialled.
-    Inbound,
-}
+// Which way a link was opened: reported in the status, so it lives there.
+pub(crate) use crate::status::Direction;
 
 /// What this node is: its record, where it listens, since when, and the
 /// sequence of the envelopes it signs.
@@ -403,6 +397,7 @@ impl Actor {
             } => self.on_failed(addr, purpose, expected, error).await,
             LinkEvent::Message { peer, msg, len } => {
                 self.counters.received(len as u64);
+                self.links.touch(&peer, len);
                 self.on_message(peer, msg).await
             }
             LinkEvent::Closed { peer, conn, error } => self.on_closed(peer, conn, error).await,
@@ -412,16 +407,23 @@ impl Actor {
     /// A message from a peer: the overlay's go to the protocol (unless we
     /// are a seed, which keeps out of it), the rest to their parts.
     async fn on_message(&mut self, peer: NodeId, msg: Message) {
-        self.links.touch(&peer);
+        if let Message::Pong(nonce) = msg {
+            self.links.ponged(&peer, nonce);
+        }
         match RuntimeMessage::route(msg) {
             Route::Runtime(msg) => self.on_runtime_message(peer, msg).await,
             Route::State(_) if !self.role.in_overlay() => {}
             Route::State(msg) => {
                 if let Message::Membership(gossipnet_proto::hyparview::Message::Disconnect {
-                    alive: false,
+                    alive,
                 }) = &msg
                 {
-                    info!(peer = %peer.short(), "peer left the network");
+                    if *alive {
+                        self.driver.hint_down(peer, crate::DownReason::Dropped);
+                    } else {
+                        info!(peer = %peer.short(), "peer left the network");
+                        self.driver.hint_down(peer, crate::DownReason::Left);
+                    }
                 }
                 self.proto(InEvent::RecvMessage(peer, msg)).await;
             }

@@ -56,10 +56,7 @@ impl Actor {
                 active: membership
                     .active_view()
                     .iter()
-                    .map(|id| PeerStatus {
-                        id: *id,
-                        addr: self.links.addr(id),
-                    })
+                    .map(|id| self.peer_status(*id))
                     .collect(),
                 passive: membership.passive_view().to_vec(),
                 links: self.links.len(),
@@ -80,6 +77,30 @@ impl Actor {
             },
             size_estimate: self.driver.state.size_estimate(),
             shutting_down: self.shutdown.pending(),
+        }
+    }
+
+    /// One neighbour as the status shows it: its record's name and
+    /// addresses, and what the link table knows of the link.
+    fn peer_status(&self, id: NodeId) -> PeerStatus {
+        let link = self.links.info(&id);
+        let listen = self
+            .dialer
+            .addrs_of(&id)
+            .cloned()
+            .or_else(|| self.links.dialled_addr(&id).map(|a| vec![a]))
+            .unwrap_or_default();
+        PeerStatus {
+            id,
+            name: self.dialer.name_of(&id).map(str::to_string),
+            listen,
+            addr: link.map(|l| l.addr),
+            direction: link.map(|l| l.direction),
+            transport: link.map(|_| "tcp"),
+            rtt_ms: link.and_then(|l| l.rtt).map(|d| d.as_secs_f64() * 1e3),
+            link_age_s: link.map(|l| l.age.as_secs()),
+            bytes_sent: link.map_or(0, |l| l.bytes_sent),
+            bytes_received: link.map_or(0, |l| l.bytes_received),
         }
     }
 

@@ -119,7 +119,7 @@ impl Actor {
         let mut peers = Vec::with_capacity(records.len());
         for record in records {
             let id = record.id();
-            self.dialer.addrs.insert(id, record.record().addrs.clone());
+            self.dialer.learn(&record);
             peers.push(PeerInfo {
                 id,
                 data: Bytes::from(record.encode()),

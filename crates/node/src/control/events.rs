@@ -133,7 +133,10 @@ fn event_json(event: &NodeEvent) -> Option<(&'static str, Value)> {
             }),
         ),
         NodeEvent::NeighborUp(p) => ("neighbor_up", json!({ "peer": p.to_string() })),
-        NodeEvent::NeighborDown(p) => ("neighbor_down", json!({ "peer": p.to_string() })),
+        NodeEvent::NeighborDown(p, why) => (
+            "neighbor_down",
+            json!({ "peer": p.to_string(), "reason": why.as_str() }),
+        ),
     })
 }
 

@@ -168,9 +168,18 @@
     document.title = `${s.name || 'node'} · gossipnet`;
 
     const active = (s.active || []).map((peer) => {
+      if (peer.id && peer.name) names.set(peer.id, peer.name);
       const li = el('li');
-      li.append(who(peer.id));
-      if (peer.addr) li.title = peer.addr;
+      li.append(who(peer.id, peer.name));
+      const listen = (peer.listen || [])[0] || peer.addr;
+      const rtt = typeof peer.rtt_ms === 'number' ? `${peer.rtt_ms.toFixed(1)} ms` : null;
+      const detail = [listen, peer.direction, rtt].filter(Boolean).join(' · ');
+      if (detail) li.append(' ', el('span', 'muted', detail));
+      li.title = [
+        peer.transport && `over ${peer.transport}`,
+        typeof peer.link_age_s === 'number' && `linked ${duration(peer.link_age_s)} ago`,
+        `${bytes(peer.bytes_sent)} sent, ${bytes(peer.bytes_received)} received`,
+      ].filter(Boolean).join('; ');
       return li;
     });
     $('active').replaceChildren(...(active.length ? active : [el('li', 'muted', 'none')]));
