@@ -1,6 +1,8 @@
 //! The `gossipnet` binary: parses the command line and hands each
 //! subcommand to its module under `cmd/`.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -12,7 +14,12 @@ mod util;
 
 /// gossipnet: a peer-to-peer gossip network.
 #[derive(Debug, Parser)]
-#[command(name = "gossipnet", version, about, long_about = None)]
+#[command(
+    name = "gossipnet",
+    version,
+    about = "A peer-to-peer gossip network: run a node, chat, watch and operate the network",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,10 +56,25 @@ enum Command {
     /// Measure broadcast: N nodes in this process over real TCP, figures as
     /// JSON (docs/PERFORMANCE.md).
     Bench(cmd::bench::BenchArgs),
+    /// Print shell completions: `gossipnet completions bash > FILE`.
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the man page (roff): `gossipnet man | man -l -`.
+    Man(cmd::shell::ManArgs),
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::from(util::exit_code(&e))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Node(a) => cmd::node::run_node(a),
         Command::Chat(a) => cmd::node::run_chat(a),
@@ -66,5 +88,7 @@ fn main() -> Result<()> {
         Command::Network(c) => cmd::ctl::network(c),
         Command::Sim(c) => cmd::sim::run(c),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Completions(a) => cmd::shell::completions::<Cli>(a),
+        Command::Man(a) => cmd::shell::man::<Cli>(a),
     }
 }

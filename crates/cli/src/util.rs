@@ -1,9 +1,42 @@
-//! Small helpers the subcommands share: key files, the open-files limit,
-//! and how a message's time is shown.
+//! Small helpers the subcommands share: the error for a user's mistake,
+//! key files, the open-files limit, and how a message's time is shown.
 
+use std::fmt;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+
+/// A mistake in what the user asked for (an argument, a config file, a port
+/// taken): the process exits 2, as for the errors clap finds itself, so a
+/// script can tell "you asked wrongly" from "it failed".
+#[derive(Debug)]
+pub(crate) struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns early with a [`UsageError`], as `bail!` does with any error.
+macro_rules! usage_bail {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::util::UsageError(format!($($arg)*))))
+    };
+}
+pub(crate) use usage_bail;
+
+/// The exit code for `error`: 2 for a user's mistake anywhere in its chain,
+/// 1 for anything else.
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|e| e.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
 
 /// Reads a file of 32 bytes as 64 hex characters (a key file), saying
 /// which `what` it was when it is not one.

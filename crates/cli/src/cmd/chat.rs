@@ -20,17 +20,22 @@
 //!   since the terminal is in raw mode), `/quit`, SIGINT, SIGTERM and SIGHUP
 //!   all leave the network gracefully and exit 0.
 //!
-//! Logs: while a chat runs, [`crate::logging`] sends each log line to the
-//! printer; otherwise to standard error.
+//! The screen is the conversation's: logs go to [`CHAT_LOG_FILE`] in the
+//! data dir (or `--log-file`), and only with `-v` to the printer, above the
+//! input line ([`crate::logging`]). Neighbours coming and going show as
+//! short lines ("* bob (m6q4g3qq) joined"), and the first lines say how
+//! others can join.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gossipnet_node::chat::{sanitize, ChatBody, MAX_NAME_BYTES};
-use gossipnet_node::{DirectMessage, EventsError, Node, NodeEvent, Received};
+use gossipnet_node::{DirectMessage, DownReason, EventsError, Node, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
 use rustyline::error::ReadlineError;
@@ -62,6 +67,45 @@ const PRINTER_DRAIN: Duration = Duration::from_secs(2);
 
 /// The input prompt.
 const PROMPT: &str = "> ";
+
+/// The chat's log file, in the node's data directory.
+pub(crate) const CHAT_LOG_FILE: &str = "node.log";
+
+/// Names remembered for the lines about neighbours; past this many the
+/// memory starts afresh, so a long chat in a big network stays small.
+const MAX_NAMES: usize = 4096;
+
+/// What the chat says before the conversation starts.
+#[derive(Debug)]
+pub(crate) struct Intro {
+    /// Addresses others can join through, the most useful first.
+    pub join: Vec<SocketAddr>,
+    /// Where the logs go, when not on screen.
+    pub log_file: Option<PathBuf>,
+}
+
+impl Intro {
+    /// The lines, one about joining and one about the logs.
+    fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut addrs = self.join.iter();
+        if let Some(first) = addrs.next() {
+            let mut line = format!("Others can join you with: gossipnet chat --peer {first}");
+            let rest: Vec<String> = addrs.map(|a| format!("--peer {a}")).collect();
+            if !rest.is_empty() {
+                let _ = write!(line, " (or {})", rest.join(", "));
+            }
+            lines.push(line);
+        }
+        if let Some(path) = &self.log_file {
+            lines.push(format!(
+                "Logs go to {} (-v shows them here).",
+                path.display()
+            ));
+        }
+        lines
+    }
+}
 
 /// Whether a node should run the terminal chat: both standard input and
 /// standard output are a terminal.
@@ -131,7 +175,12 @@ enum Exit {
 
 /// Runs the chat on `node` until the user quits, then leaves the network.
 /// History is kept in `data_dir` when there is one.
-pub async fn run(node: Node, data_dir: Option<&Path>, signals: &mut Signals) -> Result<()> {
+pub async fn run(
+    node: Node,
+    data_dir: Option<&Path>,
+    intro: Intro,
+    signals: &mut Signals,
+) -> Result<()> {
     let history = data_dir.map(|d| d.join(HISTORY_FILE));
     let config = Config::builder()
         .max_history_size(HISTORY_LEN)
@@ -170,6 +219,9 @@ pub async fn run(node: Node, data_dir: Option<&Path>, signals: &mut Signals) -> 
         detach_rx,
     ));
 
+    for line in intro.lines() {
+        let _ = out_tx.send(line).await;
+    }
     let _ = out_tx
         .send("Type a line to send it to everyone; /help lists the commands.".into())
         .await;
@@ -244,8 +296,18 @@ async fn print_output(
     let mut detach_pending = true;
     let mut events = node.subscribe();
     let mut events_open = true;
+    let mut people = People::default();
+    // Neighbours that came up before the subscription are announced too;
+    // any that come up from now on arrive as events, once each.
+    let mut backlog = std::collections::VecDeque::new();
+    for peer in node.peers().await.unwrap_or_default() {
+        backlog.extend(people.up(&node, peer.id).await);
+    }
     loop {
-        let text = tokio::select! {
+        let text = if let Some(line) = backlog.pop_front() {
+            line
+        } else {
+            tokio::select! {
             biased;
             signalled = &mut detach, if detach_pending => {
                 detach_pending = false;
@@ -261,12 +323,22 @@ async fn print_output(
                 None => return,
             },
             event = events.recv(), if events_open => match event {
-                Ok(NodeEvent::Message(m)) => match message_line(&m) {
+                Ok(NodeEvent::Message(m)) => {
+                    people.heard(&m);
+                    match message_line(&m) {
+                        Some(line) => line,
+                        None => continue,
+                    }
+                }
+                Ok(NodeEvent::Direct(d)) => direct_line(&d),
+                Ok(NodeEvent::NeighborUp(peer)) => match people.up(&node, peer).await {
                     Some(line) => line,
                     None => continue,
                 },
-                Ok(NodeEvent::Direct(d)) => direct_line(&d),
-                Ok(_) => continue,
+                Ok(NodeEvent::NeighborDown(peer, why)) => match people.down(peer, why) {
+                    Some(line) => line,
+                    None => continue,
+                },
                 Err(EventsError::Lagged(n)) => {
                     format!("(output fell behind: {n} events not shown)")
                 }
@@ -275,6 +347,7 @@ async fn print_output(
                     continue;
                 }
             },
+            }
         };
         match printer.as_mut() {
             // The external printer ends a message with a newline only while
@@ -291,6 +364,74 @@ async fn print_output(
                 let _ = out.flush();
             }
         }
+    }
+}
+
+/// Who the chat has said is here, and the names it knows, for the short
+/// lines about neighbours.
+#[derive(Debug, Default)]
+struct People {
+    names: HashMap<NodeId, String>,
+    /// Neighbours announced as joined and not since as gone.
+    present: HashSet<NodeId>,
+}
+
+impl People {
+    fn remember(&mut self, id: NodeId, name: &str) {
+        if self.names.len() >= MAX_NAMES && !self.names.contains_key(&id) {
+            self.names.clear();
+        }
+        self.names.insert(id, sanitize(name));
+    }
+
+    /// Takes the name a chat message was signed with.
+    fn heard(&mut self, m: &Received) {
+        if m.kind != Kind::Chat {
+            return;
+        }
+        if let Some(name) = ChatBody::decode(&m.body).and_then(|b| b.name) {
+            self.remember(m.origin, &name);
+        }
+    }
+
+    /// `name (shortid)`, or the short id alone for a peer with no name.
+    fn who(&self, id: NodeId) -> String {
+        match self.names.get(&id) {
+            Some(name) => format!("{name} ({})", id.short()),
+            None => id.short(),
+        }
+    }
+
+    /// "* bob (m6q4g3qq) joined", unless bob was here already (a link
+    /// replaced to rebalance is no news). The name comes from the peer's
+    /// record, which has arrived by the time the node reports the
+    /// neighbour up.
+    async fn up(&mut self, node: &Node, peer: NodeId) -> Option<String> {
+        if let Ok(peers) = node.peers().await {
+            if let Some(name) = peers
+                .iter()
+                .find(|p| p.id == peer)
+                .and_then(|p| p.name.clone())
+            {
+                self.remember(peer, &name);
+            }
+        }
+        self.present
+            .insert(peer)
+            .then(|| format!("* {} joined", self.who(peer)))
+    }
+
+    /// "* bob (m6q4g3qq) left", or "... is unreachable, reconnecting"; a
+    /// link given up to rebalance says nothing.
+    fn down(&mut self, peer: NodeId, why: DownReason) -> Option<String> {
+        let what = match why {
+            DownReason::Left => "left",
+            DownReason::Unreachable => "is unreachable, reconnecting",
+            DownReason::Dropped => return None,
+        };
+        self.present
+            .remove(&peer)
+            .then(|| format!("* {} {what}", self.who(peer)))
     }
 }
 
@@ -451,8 +592,22 @@ async fn peers(node: &Node) -> String {
     }
     let mut text = format!("{} neighbour(s):", peers.len());
     for p in &peers {
-        let addr = p.addr.map_or_else(|| "-".to_string(), |a| a.to_string());
-        let _ = write!(text, "\n  {}  {addr}", p.id.short());
+        let listen = p
+            .listen
+            .first()
+            .or(p.addr.as_ref())
+            .map_or_else(|| "-".to_string(), |a| a.to_string());
+        let name = p.name.as_deref().map(sanitize);
+        let _ = write!(
+            text,
+            "\n  {}  {}  {listen}  {}",
+            name.as_deref().unwrap_or("-"),
+            p.id.short(),
+            p.direction.map_or("-", |d| d.as_str()),
+        );
+        if let Some(ms) = p.rtt_ms {
+            let _ = write!(text, "  {ms:.1} ms");
+        }
     }
     text
 }

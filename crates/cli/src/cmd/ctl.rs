@@ -451,7 +451,15 @@ pub fn peers(target: Target) -> Result<()> {
         return Ok(());
     }
     let mut rows = vec![[
-        "NAME", "ID", "LISTEN", "DIRECTION", "VIA", "RTT", "LINKED", "SENT", "RECEIVED",
+        "NAME",
+        "ID",
+        "LISTEN",
+        "DIRECTION",
+        "VIA",
+        "RTT",
+        "LINKED",
+        "SENT",
+        "RECEIVED",
     ]
     .map(String::from)];
     rows.extend(peers.iter().map(peer_row));
@@ -483,9 +491,7 @@ fn peer_row(p: &Value) -> [String; 9] {
     let rtt = p["rtt_ms"]
         .as_f64()
         .map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
-    let age = p["link_age_s"]
-        .as_u64()
-        .map_or_else(|| "-".into(), uptime);
+    let age = p["link_age_s"].as_u64().map_or_else(|| "-".into(), uptime);
     [
         text("name"),
         id,

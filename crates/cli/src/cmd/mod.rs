@@ -4,5 +4,6 @@ pub mod bench;
 pub mod chat;
 pub mod ctl;
 pub mod node;
+pub mod shell;
 pub mod sim;
 pub mod testnet;

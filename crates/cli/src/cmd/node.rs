@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
@@ -26,20 +26,17 @@ use gossipnet_proto::NodeId;
 use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
-use super::chat;
+use super::chat::{self, CHAT_LOG_FILE};
 use crate::logging;
 use crate::signals::Signals;
-use crate::util::{clock, raise_fd_limit, read_hex32};
+use crate::util::{clock, raise_fd_limit, read_hex32, usage_bail, UsageError};
 
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Port to listen on (also --port). Without one, the first free port
-    /// from 7465 up is used.
-    #[arg(value_name = "PORT")]
-    port_pos: Option<u16>,
-    /// Port to listen on.
-    #[arg(long, conflicts_with = "port_pos")]
+    /// Port to listen on. Without one, the first free port from 7465 up is
+    /// used.
+    #[arg(long)]
     port: Option<u16>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -67,9 +64,14 @@ pub struct CommonArgs {
     /// A name shown beside this node's id.
     #[arg(long)]
     name: Option<String>,
-    /// Append logs to this file instead of standard error.
+    /// Append logs to this file instead of standard error (the chat's
+    /// default is DATA_DIR/node.log).
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// In the chat, show logs on screen, above the input line, instead of
+    /// writing them to DATA_DIR/node.log.
+    #[arg(short, long)]
+    verbose: bool,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -84,9 +86,10 @@ pub struct CommonArgs {
 pub struct NodeArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Peers to join through, as HOST:PORT (also --peer).
-    #[arg(value_name = "HOST:PORT")]
-    peers_pos: Vec<String>,
+    /// The port to listen on, then peers to join through as HOST:PORT:
+    /// `gossipnet node 8001 127.0.0.1:8002`. With --port, all are peers.
+    #[arg(value_name = "PORT | HOST:PORT")]
+    positional: Vec<String>,
     /// A peer to join through, as HOST:PORT. Repeatable.
     #[arg(long = "peer", value_name = "HOST:PORT")]
     peers: Vec<String>,
@@ -118,6 +121,9 @@ impl NodeArgs {
 pub struct SeedArgs {
     #[command(flatten)]
     common: CommonArgs,
+    /// Port to listen on (also --port).
+    #[arg(value_name = "PORT", conflicts_with = "port")]
+    port_pos: Option<u16>,
 }
 
 /// The network config file.
@@ -158,9 +164,15 @@ struct FileProtocol {
 }
 
 pub fn run_node(args: NodeArgs) -> Result<()> {
-    let mut peers = args.peers_pos.clone();
+    let (port, mut peers) = split_positional(&args.positional, args.common.port)?;
+    for peer in &args.peers {
+        check_host_port(peer).with_context(|| format!("--peer {peer}"))?;
+    }
     peers.extend(args.peers.iter().cloned());
-    let mut prepared = prepare(&args.common, false, peers, args.seeds.clone())?;
+    for seed in &args.seeds {
+        check_host_port(seed).with_context(|| format!("--seed {seed}"))?;
+    }
+    let mut prepared = prepare(&args.common, port, false, peers, args.seeds.clone())?;
     prepared.builder = std::mem::take(&mut prepared.builder).discovery(!args.no_mdns);
     run(serve(prepared, args.json))
 }
@@ -178,8 +190,46 @@ pub fn run_chat(mut args: NodeArgs) -> Result<()> {
     run_node(args)
 }
 
+/// Splits the positional arguments of `node` and `chat` into the port and
+/// the peers: a first argument that is a number is the port, unless
+/// `--port` gave one; every other is a peer, HOST:PORT.
+fn split_positional(args: &[String], port_flag: Option<u16>) -> Result<(Option<u16>, Vec<String>)> {
+    let mut rest = args;
+    let mut port = port_flag;
+    if let (None, Some(first)) = (port_flag, args.first()) {
+        if let Ok(p) = first.parse::<u16>() {
+            port = Some(p);
+            rest = &args[1..];
+        }
+    }
+    for arg in rest {
+        if check_host_port(arg).is_ok() {
+            continue;
+        }
+        if arg.parse::<u16>().is_ok() {
+            let given = match port_flag {
+                Some(p) => format!("--port {p}"),
+                None => format!("the first argument, {}", port.unwrap_or_default()),
+            };
+            usage_bail!(
+                "'{arg}' looks like a port, but the port is already given ({given}); \
+                 a peer is HOST:PORT, for example 127.0.0.1:{arg}"
+            );
+        }
+        if port_flag.is_none() && rest.len() == args.len() && arg.parse::<u64>().is_ok() {
+            usage_bail!("'{arg}' is not a port: ports go from 0 to 65535");
+        }
+        usage_bail!(
+            "'{arg}' is neither a port nor a peer HOST:PORT; \
+             the form is: [PORT] [HOST:PORT ...], for example 8001 127.0.0.1:8002"
+        );
+    }
+    Ok((port, rest.to_vec()))
+}
+
 pub fn run_seed(args: SeedArgs) -> Result<()> {
-    let prepared = prepare(&args.common, true, Vec::new(), Vec::new())?;
+    let port = args.port_pos.or(args.common.port);
+    let prepared = prepare(&args.common, port, true, Vec::new(), Vec::new())?;
     run(serve(prepared, false))
 }
 
@@ -201,8 +251,12 @@ struct Prepared {
     /// socket activation, if any).
     builder: NodeBuilder,
     listen: SocketAddr,
+    /// The addresses given with --advertise.
+    advertise: Vec<SocketAddr>,
     role: Role,
     data_dir: PathBuf,
+    /// Logs on screen in the chat.
+    verbose: bool,
     log_file: Option<PathBuf>,
     log_json: bool,
     api: SocketAddr,
@@ -210,6 +264,7 @@ struct Prepared {
 
 fn prepare(
     args: &CommonArgs,
+    port: Option<u16>,
     seed_role: bool,
     peers: Vec<String>,
     seeds: Vec<String>,
@@ -223,16 +278,23 @@ fn prepare(
         .as_ref()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
-    let listener = handed_listener()?;
-    let port = match (&listener, args.port_pos.or(args.port)) {
-        (Some(l), Some(port)) if port != l.local_addr()?.port() => bail!(
+    let mut listener = handed_listener()?;
+    let port = match (&listener, port) {
+        (Some(l), Some(port)) if port != l.local_addr()?.port() => usage_bail!(
             "the listening socket handed over (LISTEN_FDS) is on port {}, not {port}; \
              give no port, or that one",
             l.local_addr()?.port()
         ),
         (Some(l), _) => l.local_addr()?.port(),
         (None, Some(port)) => port,
-        (None, None) => free_default_port(args.host)?,
+        (None, None) => {
+            // Bound here and kept: a port only found free could be taken
+            // by another node started at the same moment.
+            let bound = bind_default_port(args.host)?;
+            let port = bound.local_addr()?.port();
+            listener = Some(bound);
+            port
+        }
     };
     let name = args.name.clone().unwrap_or_else(|| {
         if seed_role {
@@ -260,7 +322,7 @@ fn prepare(
         .data_dir(&data_dir);
     if let Some(id) = args.network_id.clone().or(file.network_id) {
         if id.is_empty() || id.len() > 64 {
-            bail!("the network id must be 1 to 64 characters");
+            usage_bail!("the network id must be 1 to 64 characters");
         }
         builder = builder.network_id(id);
     }
@@ -273,9 +335,9 @@ fn prepare(
     }
     let mut admin_keys = Vec::new();
     for key in &file.admin_keys {
-        let id: NodeId = key
-            .parse()
-            .map_err(|e| anyhow!("admin key '{key}' in the config: {e}"))?;
+        let id: NodeId = key.parse().map_err(|e| {
+            anyhow::Error::new(UsageError(format!("admin key '{key}' in the config: {e}")))
+        })?;
         admin_keys.push(id);
     }
     let mut all_peers = file.peers;
@@ -303,7 +365,7 @@ fn prepare(
     let p = &mut proto;
     if let Some(v) = file.protocol.active_view {
         if v == 0 {
-            bail!("protocol.active_view must be at least 1");
+            usage_bail!("protocol.active_view must be at least 1");
         }
         p.membership.active_view_capacity = v;
         p.membership.high_priority_below = v.saturating_sub(1).max(1);
@@ -330,7 +392,7 @@ fn prepare(
         .limits(limits)
         .protocol(proto);
     if !args.api.ip().is_loopback() {
-        bail!(
+        usage_bail!(
             "--api {}: the control API has no TLS, so it listens on loopback only \
              (for example 127.0.0.1:{})",
             args.api,
@@ -343,8 +405,10 @@ fn prepare(
     Ok(Prepared {
         builder,
         listen,
+        advertise: args.advertise.clone(),
         role,
         data_dir,
+        verbose: args.verbose,
         log_file: args.log_file.clone(),
         log_json: args.log_format == "json",
         api: args.api,
@@ -353,8 +417,14 @@ fn prepare(
 
 fn load_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+        .with_context(|| format!("cannot read config file {}", path.display()))
+        .map_err(|e| anyhow::Error::new(UsageError(format!("{e:#}"))))?;
+    toml::from_str(&text).map_err(|e| {
+        anyhow::Error::new(UsageError(format!(
+            "config file {} is not valid: {e}",
+            path.display()
+        )))
+    })
 }
 
 fn load_psk(path: &Path) -> Result<[u8; 32]> {
@@ -376,40 +446,56 @@ fn handed_listener() -> Result<Option<std::net::TcpListener>> {
 fn check_host_port(text: &str) -> Result<()> {
     match text.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => bail!("'{text}' is not HOST:PORT (for example 127.0.0.1:8002)"),
+        _ => usage_bail!("'{text}' is not HOST:PORT (for example 127.0.0.1:8002)"),
     }
 }
 
-/// The first port of the default range that is free on `host`.
-fn free_default_port(host: IpAddr) -> Result<u16> {
+/// A listener on the first port of the default range that is free on
+/// `host`.
+fn bind_default_port(host: IpAddr) -> Result<std::net::TcpListener> {
     (DEFAULT_PORT..DEFAULT_PORT + DEFAULT_PORT_RANGE)
-        .find(|p| std::net::TcpListener::bind((host, *p)).is_ok())
+        .find_map(|p| std::net::TcpListener::bind((host, p)).ok())
         .ok_or_else(|| {
-            anyhow!(
+            anyhow::Error::new(UsageError(format!(
                 "ports {DEFAULT_PORT}-{} are all in use; pick one with --port",
                 DEFAULT_PORT + DEFAULT_PORT_RANGE - 1
-            )
+            )))
         })
 }
 
 async fn serve(prepared: Prepared, json: bool) -> Result<()> {
-    logging::init(prepared.log_file.as_deref(), prepared.log_json)?;
-    raise_fd_limit();
     let listen = prepared.listen;
     let role = prepared.role;
     let seed_role = role == Role::Seed;
     let data_dir = Some(prepared.data_dir.clone()); // chat history, control file
     let chat_mode = !seed_role && !json && chat::on_terminal();
+    // The chat keeps the screen for the conversation: its logs go to a file
+    // in the data dir unless asked for on screen.
+    let log_file = match (&prepared.log_file, chat_mode && !prepared.verbose) {
+        (Some(file), _) => Some(file.clone()),
+        (None, true) => {
+            gossipnet_node::DataDir::open(&prepared.data_dir).with_context(|| {
+                format!(
+                    "cannot use data directory {}; pick another with --data-dir",
+                    prepared.data_dir.display()
+                )
+            })?;
+            Some(prepared.data_dir.join(CHAT_LOG_FILE))
+        }
+        (None, false) => None,
+    };
+    logging::init(log_file.as_deref(), prepared.log_json)?;
+    raise_fd_limit();
     // Before the readiness line: a signal sent the moment it is read must
     // find the node ready to leave gracefully.
     let mut signals = Signals::watch(chat_mode)?;
     let prepared_dir = prepared.data_dir.clone();
     let spawned = prepared.builder.spawn().await;
     let node = spawned.map_err(|e| match e {
-        gossipnet_node::NodeError::Bind { .. } => anyhow!(
+        gossipnet_node::NodeError::Bind { .. } => anyhow::Error::new(UsageError(format!(
             "{e}; port {} may be in use: pick another with --port",
             listen.port()
-        ),
+        ))),
         gossipnet_node::NodeError::Store(ref source) => anyhow!(
             "cannot use data directory {}: {source}; pick another with --data-dir",
             prepared_dir.display()
@@ -423,9 +509,9 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     let api = control::serve(node.clone(), options)
         .await
         .map_err(|e| match e {
-            ControlError::Bind { addr, source } => anyhow!(source).context(format!(
-                "cannot listen for the control API on {addr}; pick another with --api"
-            )),
+            ControlError::Bind { addr, source } => anyhow::Error::new(UsageError(format!(
+                "cannot listen for the control API on {addr}: {source}; pick another with --api"
+            ))),
             e => anyhow!(e),
         })?;
     {
@@ -447,7 +533,11 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     // Terminal chat (cmd::chat): on a terminal, a line editor replaces the
     // plain reader and printer below, and handles signals itself.
     if chat_mode {
-        let result = chat::run(node, data_dir.as_deref(), &mut signals).await;
+        let intro = chat::Intro {
+            join: join_addrs(node.local_addr(), &prepared.advertise),
+            log_file: log_file.filter(|_| !prepared.verbose || prepared.log_file.is_some()),
+        };
+        let result = chat::run(node, data_dir.as_deref(), intro, &mut signals).await;
         drop(api);
         return result;
     }
@@ -465,6 +555,37 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     drop(api);
     printer.abort();
     Ok(())
+}
+
+/// The addresses to give others so they can join this node: those given
+/// with --advertise; else, when listening on every interface, this host's
+/// non-loopback addresses and loopback for the same machine; else the
+/// listen address.
+fn join_addrs(listen: SocketAddr, advertise: &[SocketAddr]) -> Vec<SocketAddr> {
+    /// Enough for the usual host (a LAN and a VPN address) without a wall
+    /// of text on a busy one.
+    const MAX_SHOWN: usize = 3;
+    if !advertise.is_empty() {
+        return advertise.iter().take(MAX_SHOWN).copied().collect();
+    }
+    if !listen.ip().is_unspecified() {
+        return vec![listen];
+    }
+    let mut addrs: Vec<SocketAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.ip())
+        .filter(|ip| !ip.is_loopback() && ip.is_ipv4() == listen.is_ipv4())
+        .take(MAX_SHOWN)
+        .map(|ip| SocketAddr::new(ip, listen.port()))
+        .collect();
+    let loopback: IpAddr = if listen.is_ipv4() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    };
+    addrs.push(SocketAddr::new(loopback, listen.port()));
+    addrs
 }
 
 /// Each input line is broadcast; at end of input the node keeps running.

@@ -408,8 +408,7 @@ impl Actor {
             None => debug!(peer = %peer.short(), "link closed by peer"),
         }
         if self.driver.neighbors.contains(&peer) {
-            self.driver
-                .hint_down(peer, crate::DownReason::Unreachable);
+            self.driver.hint_down(peer, crate::DownReason::Unreachable);
             let out = self.seeds.handle_neighbor_lost(peer);
             self.seed_client_outputs(out).await;
             self.proto(InEvent::PeerDisconnected(peer)).await;
