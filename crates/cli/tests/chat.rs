@@ -241,6 +241,31 @@ fn node_args(
     a
 }
 
+/// Whether `line` is a log line: a tracing timestamp, or a level between
+/// spaces.
+fn is_log_line(line: &str) -> bool {
+    let stamp = line.len() > 11
+        && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && line.as_bytes()[4] == b'-'
+        && line.as_bytes()[10] == b'T';
+    stamp
+        || [" TRACE ", " DEBUG ", " INFO ", " WARN ", " ERROR "]
+            .iter()
+            .any(|level| line.contains(level))
+}
+
+/// Panics, showing the screen, if any line on `pane`'s screen is a log line.
+fn assert_no_log_lines(pane: &Pane) {
+    let screen = pane.screen();
+    if let Some(line) = screen.iter().find(|l| is_log_line(l)) {
+        panic!(
+            "{}: a log line on the screen: '{line}'\nscreen:\n{}",
+            pane.name,
+            screen.join("\n")
+        );
+    }
+}
+
 /// Whether `line` is `[hh:mm:ss]` followed by `rest`, and nothing else.
 fn is_message_line(line: &str, rest: &str) -> bool {
     let Some((stamp, tail)) = line.split_at_checked(10) else {
@@ -272,7 +297,7 @@ fn a_message_arriving_mid_line_prints_above_the_input_line() {
     );
     let a_short = a.node_id()[..8].to_string();
     assert!(b.wait_neighbors(1), "b never got a neighbour\n{}", b.logs());
-    a.wait_text("neighbor up");
+    a.wait_text(&format!("* b ({}) joined", b.short()));
     a.wait_input("");
 
     // A typed line is broadcast.
@@ -325,7 +350,7 @@ fn a_message_arriving_mid_line_prints_above_the_input_line() {
 
     // Commands print their answers on the terminal, not to the network.
     a.line("/peers");
-    a.wait_text(&format!("  {}  {}", b.short(), b.addr));
+    a.wait_text(&format!("  b  {}  {}  outbound", b.short(), b.addr));
     a.line("/frobnicate");
     a.wait_text("unknown command /frobnicate; /help lists the commands");
     a.line("/size");
@@ -371,8 +396,8 @@ fn chat_asks_for_a_name_and_carries_direct_messages() {
         &node_args("chat", 0, &dir, "dave", true, &[carol_addr]),
     );
     let dave_id = dave.node_id();
-    dave.wait_text("neighbor up");
-    carol.wait_text("neighbor up");
+    dave.wait_text(&format!("* carol ({}) joined", &carol_id[..8]));
+    carol.wait_text(&format!("* dave ({}) joined", &dave_id[..8]));
     dave.wait_input("");
 
     // A short prefix of a neighbour's id is enough.
@@ -405,4 +430,123 @@ fn chat_asks_for_a_name_and_carries_direct_messages() {
     let history = std::fs::read_to_string(dir.path().join("dave").join("chat_history"))
         .expect("dave's chat history");
     assert!(history.contains("/dm "), "history: {history}");
+}
+
+#[test]
+fn three_chats_keep_the_screen_for_the_conversation() {
+    if !tmux_available() {
+        eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let dir = TempDir::new("chat-three");
+    let alice = Pane::start(
+        &dir,
+        "alice",
+        &node_args("chat", 0, &dir, "alice", true, &[]),
+    );
+    let alice_id = alice.node_id();
+    let alice_addr = alice.node_addr();
+    // The start-up says how others join: the line to give them.
+    let screen = alice.wait_text("Others can join you with: gossipnet chat --peer ");
+    let join = screen
+        .iter()
+        .find_map(|l| l.split_once("Others can join you with: gossipnet chat --peer "))
+        .map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").to_string())
+        .unwrap();
+    assert_eq!(join, alice_addr, "the join line names another address");
+    alice.wait_text(&format!("Logs go to {}", dir.join("alice/node.log")));
+
+    // bob as a new user would type it: --port, --name, then the peer.
+    let bob = Pane::start(
+        &dir,
+        "bob",
+        &args(&[
+            "chat",
+            "--port",
+            "0",
+            "--name",
+            "bob",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            &dir.join("bob"),
+            "--no-mdns",
+            &alice_addr,
+        ]),
+    );
+    let bob_id = bob.node_id();
+    // carol with the line alice's screen gave.
+    let carol = Pane::start(
+        &dir,
+        "carol",
+        &node_args("chat", 0, &dir, "carol", true, &args(&["--peer", &join])),
+    );
+    let carol_id = carol.node_id();
+    let who = |name: &str, id: &str| format!("{name} ({})", &id[..8]);
+    bob.wait_text(&format!("* {} joined", who("alice", &alice_id)));
+    carol.wait_text(&format!("* {} joined", who("alice", &alice_id)));
+    alice.wait_text(&format!("* {} joined", who("bob", &bob_id)));
+    alice.wait_text(&format!("* {} joined", who("carol", &carol_id)));
+
+    // alice is half way through a line while the others talk.
+    alice.wait_input("");
+    alice.type_text("half a thought");
+    alice.wait_input("half a thought");
+    for round in 0..3 {
+        bob.line(&format!("bob says {round}"));
+        carol.line(&format!("carol says {round}"));
+    }
+    let screen = alice.wait("the others' lines above the intact input line", |s| {
+        s.iter().any(|l| l.ends_with("carol says 2"))
+            && s.iter().any(|l| l.ends_with("bob says 2"))
+            && s.last().is_some_and(|l| l == "> half a thought")
+    });
+    for line in screen.iter().filter(|l| l.contains(" says ")) {
+        assert!(
+            is_message_line(
+                line,
+                &format!(
+                    " {}: bob says {}",
+                    who("bob", &bob_id),
+                    &line[line.len() - 1..]
+                )
+            ) || is_message_line(
+                line,
+                &format!(
+                    " {}: carol says {}",
+                    who("carol", &carol_id),
+                    &line[line.len() - 1..]
+                )
+            ),
+            "not a whole message line: '{line}'\nscreen:\n{}",
+            screen.join("\n")
+        );
+    }
+    for pane in [&alice, &bob, &carol] {
+        assert_no_log_lines(pane);
+    }
+
+    // carol leaves: the others are told in a short line.
+    carol.line("/quit");
+    assert_eq!(carol.wait_exit(), 0, "carol did not exit 0");
+    alice.wait_text(&format!("* {} left", who("carol", &carol_id)));
+    bob.wait_text(&format!("* {} left", who("carol", &carol_id)));
+    assert_eq!(
+        alice.screen().last().map(String::as_str),
+        Some("> half a thought")
+    );
+
+    // The half-typed line was never lost: finished, it is sent whole.
+    alice.type_text(", finished");
+    alice.key("Enter");
+    bob.wait_text(&format!(
+        "{}: half a thought, finished",
+        who("alice", &alice_id)
+    ));
+    for pane in [&alice, &bob, &carol] {
+        assert_no_log_lines(pane);
+    }
+    // The logs were written, to the file the start-up named.
+    let log = std::fs::read_to_string(dir.path().join("alice").join("node.log")).unwrap();
+    assert!(log.contains("link up"), "alice's log file:\n{log}");
 }

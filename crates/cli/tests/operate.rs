@@ -8,6 +8,8 @@
 //! - a network shutdown: refused without a key, with a bad signature, with
 //!   the wrong key and as a replay after a restart; obeyed with the admin
 //!   key, every process exiting 0;
+//! - `gossipnet peers` on a 5-node testnet: each neighbour by its name and
+//!   listen address, as that neighbour's own status gives them;
 //! - logs appended to a file as JSON lines.
 
 mod common;
@@ -371,6 +373,81 @@ fn wait_logs(net: &Testnet, names: &[&str], text: &str) {
             }
         });
     }
+}
+
+#[test]
+fn peers_show_each_neighbours_name_and_listen_address() {
+    let dir = TempDir::new("peers5");
+    let net = Testnet::start(&dir, 5, 1, &[]);
+    let nodes: Vec<&Value> = net.nodes().iter().filter(|n| n["role"] == "node").collect();
+    // Each node's own account of itself.
+    let statuses: Vec<Value> = nodes
+        .iter()
+        .map(|n| {
+            let run = cli(&["status", "--json", "--data-dir", data_dir(n)]);
+            assert!(run.ok, "{}", run.stderr);
+            serde_json::from_str(&run.stdout).unwrap()
+        })
+        .collect();
+    let mut inbound = 0;
+    for node in &nodes {
+        let name = str_field(node, "name");
+        // Names travel in records, which follow the links up, and each new
+        // neighbour is pinged once: poll until every one is named and timed.
+        let peers = poll(&format!("{name}'s neighbours, all named and timed"), || {
+            let run = cli(&["peers", "--json", "--data-dir", data_dir(node)]);
+            if !run.ok {
+                return Err(run.stderr);
+            }
+            let peers: Value = serde_json::from_str(&run.stdout).map_err(|e| e.to_string())?;
+            let list = peers.as_array().cloned().unwrap_or_default();
+            if !list.is_empty()
+                && list
+                    .iter()
+                    .all(|p| p["name"].is_string() && p["rtt_ms"].is_f64())
+            {
+                Ok(list)
+            } else {
+                Err(peers.to_string())
+            }
+        });
+        for p in &peers {
+            let own = statuses
+                .iter()
+                .find(|s| s["id"] == p["id"])
+                .unwrap_or_else(|| panic!("{name} lists {p}, which is no node of the testnet"));
+            assert_eq!(p["name"], own["name"], "{name}'s peer {p} against {own}");
+            assert_eq!(
+                p["listen"], own["advertise"],
+                "{name}'s peer {p} against {own}"
+            );
+            assert_eq!(p["transport"], "tcp", "{p}");
+            assert!(p["link_age_s"].is_u64(), "{p}");
+            assert!(p["bytes_received"].as_u64().unwrap_or(0) > 0, "{p}");
+            match p["direction"].as_str() {
+                Some("outbound") => {}
+                Some("inbound") => {
+                    inbound += 1;
+                    // The link's own address is the peer's source port,
+                    // not where it can be dialled.
+                    assert_ne!(Some(&p["addr"]), p["listen"].get(0), "{p}");
+                }
+                other => panic!("direction {other:?} in {p}"),
+            }
+        }
+        let text = cli(&["peers", "--data-dir", data_dir(node)]);
+        assert!(text.stdout.starts_with("NAME"), "{}", text.stdout);
+        for p in &peers {
+            let row = format!("{}  {}", str_field(p, "name"), &str_field(p, "id")[..8]);
+            assert!(
+                text.stdout.contains(&row),
+                "no row '{row}' in\n{}",
+                text.stdout
+            );
+        }
+    }
+    // Every link is inbound at one end.
+    assert!(inbound > 0, "no inbound link among 5 nodes");
 }
 
 #[test]

@@ -23,7 +23,7 @@ async fn node(peer: Option<&Node>) -> Node {
 }
 
 /// Waits for the first event that `pick` accepts.
-async fn wait_for(events: &mut Events, what: &str, pick: impl Fn(&NodeEvent) -> bool) {
+async fn wait_for(events: &mut Events, what: &str, mut pick: impl FnMut(&NodeEvent) -> bool) {
     let found = timeout(DEADLINE, async {
         loop {
             match events.recv().await {

@@ -154,7 +154,10 @@ impl Proc {
         }
         let mut child = command
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("GN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -263,9 +266,11 @@ impl Proc {
     /// Everything it logged, for failure messages.
     pub fn logs(&self) -> String {
         format!(
-            "--- {} stderr ---\n{}",
+            "--- {} stderr ---\n{}\n--- {} stdout ---\n{}",
             self.name,
-            self.stderr.snapshot().join("\n")
+            self.stderr.snapshot().join("\n"),
+            self.name,
+            self.stdout.snapshot().join("\n")
         )
     }
 }

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use super::dial::Purpose;
 use super::{
     Actor, BOOK_CANDIDATES, BOOTSTRAP_BACKOFF_MAX, BOOTSTRAP_BACKOFF_MIN, DISCOVERY_QUEUE,
-    IDLE_LINK,
+    IDLE_LINK, PROBE_RETRY,
 };
 use crate::discovery::{self, Discovered, Mdns};
 
@@ -119,6 +119,14 @@ impl Actor {
             debug!(peer = %peer.short(), "closing idle link");
             self.links.close(peer);
         }
+        let neighbors = &self.driver.neighbors;
+        for peer in self
+            .links
+            .untimed(now, PROBE_RETRY, |id| neighbors.contains(id))
+        {
+            self.driver.probe(peer);
+        }
+        self.send_probes().await;
         let links = &self.links;
         let out = self
             .seeds

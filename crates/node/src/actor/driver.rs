@@ -55,6 +55,11 @@ impl Driver {
 
     /// Notes why neighbour `peer` is going, unless a reason is noted
     /// already (the first sign is the true one: a goodbye, then the close).
+    /// Queues a ping to time the link to neighbour `peer`.
+    pub(super) fn probe(&mut self, peer: gossipnet_proto::NodeId) {
+        self.probes.push(peer);
+    }
+
     pub(super) fn hint_down(&mut self, peer: gossipnet_proto::NodeId, why: DownReason) {
         if self.neighbors.contains(&peer) {
             self.down_hints.entry(peer).or_insert(why);
@@ -136,7 +141,7 @@ impl Actor {
     /// only) give one. Sent after the outputs that made the neighbour, so
     /// the peer has read the message that took us in before our ping: a
     /// ping from outside its active view would make it disconnect us.
-    async fn send_probes(&mut self) {
+    pub(super) async fn send_probes(&mut self) {
         for peer in std::mem::take(&mut self.driver.probes) {
             if !self.driver.neighbors.contains(&peer) {
                 continue;

@@ -287,6 +287,27 @@ impl Links {
         }
     }
 
+    /// Links to peers `want` picks that have no round trip yet and no ping
+    /// sent in the last `retry`: a probe's ping or pong was lost, or went
+    /// on a link since replaced.
+    pub(super) fn untimed(
+        &self,
+        now: Instant,
+        retry: Duration,
+        want: impl Fn(&NodeId) -> bool,
+    ) -> Vec<NodeId> {
+        self.links
+            .iter()
+            .filter(|(id, l)| {
+                l.rtt.is_none()
+                    && want(id)
+                    && l.ping.is_none_or(|(_, at)| now.duration_since(at) >= retry)
+                    && now.duration_since(l.established) >= retry
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// A pong with `nonce` from `peer`: if it answers the ping in flight,
     /// the link's round-trip time.
     pub(super) fn ponged(&mut self, peer: &NodeId, nonce: u64) {

@@ -90,6 +90,10 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// A link to a node that is not a neighbour (a shuffle reply, a probe) is
 /// closed after this long without traffic.
 const IDLE_LINK: Duration = Duration::from_secs(20);
+/// A neighbour's link still without a round trip this long after its last
+/// ping (or its start) is pinged again: a lost probe must not leave
+/// `gossipnet peers` blank, and a few seconds is an age for a ping.
+const PROBE_RETRY: Duration = Duration::from_secs(3);
 /// After closing a link on purpose, its reader waits this long for the peer
 /// to close its end (so messages already sent still arrive), then stops.
 const LINGER: Duration = Duration::from_secs(5);

@@ -1,0 +1,199 @@
+//! What a person types, right and wrong: the forgiving forms of `node` and
+//! `chat` arguments, the errors for the wrong ones (the argument named, the
+//! right form shown, exit code 2, nothing started), two nodes started at
+//! once without a port, and the shell completions and man page.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{args, bin, Proc, TempDir};
+
+/// Runs `gossipnet ARGS` to the end, with no input.
+fn run(list: &[&str]) -> Output {
+    Command::new(bin())
+        .args(list)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gossipnet")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a node command that must be refused: exit 2, `says` in the error,
+/// and no readiness line (nothing was started).
+fn refused(list: &[&str], says: &str) {
+    let out = run(list);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{list:?}: {err}");
+    assert!(err.contains(says), "{list:?}: '{says}' not in: {err}");
+    assert!(!err.contains("listening on"), "{list:?} started: {err}");
+}
+
+#[test]
+fn wrong_arguments_are_named_with_the_right_form_and_exit_2() {
+    let dir = TempDir::new("usage-wrong");
+    let data = dir.join("d");
+    let node = |extra: &[&str]| {
+        let mut a = vec!["node", "--data-dir", &data, "--no-mdns"];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let check = |extra: &[&str], says: &str| {
+        let a = node(extra);
+        let list: Vec<&str> = a.iter().map(String::as_str).collect();
+        refused(&list, says);
+    };
+    check(
+        &["--port", "5", "6"],
+        "'6' looks like a port, but the port is already given (--port 5)",
+    );
+    check(
+        &["7000", "7001"],
+        "a peer is HOST:PORT, for example 127.0.0.1:7001",
+    );
+    check(
+        &["70000"],
+        "'70000' is not a port: ports go from 0 to 65535",
+    );
+    check(
+        &["abc"],
+        "'abc' is neither a port nor a peer HOST:PORT; the form is: [PORT] [HOST:PORT ...]",
+    );
+    check(&["--peer", "nowhere"], "--peer nowhere");
+    check(&["--api", "0.0.0.0:0"], "listens on loopback only");
+
+    let config = dir.path().join("net.toml");
+    std::fs::write(&config, "network_id = \"x\"\ncolour = \"blue\"\n").unwrap();
+    check(
+        &["--config", config.to_str().unwrap()],
+        "unknown field `colour`",
+    );
+    // A mistake clap finds itself exits 2 too.
+    refused(&["node", "--no-such-flag"], "--no-such-flag");
+}
+
+#[test]
+fn with_port_given_a_positional_host_port_is_a_peer() {
+    let dir = TempDir::new("usage-peer");
+    let alice = Proc::start(
+        "alice",
+        &args(&[
+            "node",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            &dir.join("alice"),
+            "--name",
+            "alice",
+            "--no-mdns",
+        ]),
+    );
+    // `gossipnet chat --port P --name bob 127.0.0.1:Q`, as a script runs it.
+    let bob = Proc::start(
+        "bob",
+        &args(&[
+            "node",
+            "--port",
+            "0",
+            "--name",
+            "bob",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            &dir.join("bob"),
+            "--no-mdns",
+            &alice.addr,
+        ]),
+    );
+    assert!(
+        bob.wait_neighbors(1),
+        "bob never joined alice\n{}",
+        bob.logs()
+    );
+    assert!(
+        alice.wait_neighbors(1),
+        "alice never saw bob\n{}",
+        alice.logs()
+    );
+}
+
+#[test]
+fn two_nodes_started_at_once_without_a_port_take_different_ports() {
+    let dir = TempDir::new("usage-ports");
+    let start = |name: &str| {
+        let a = args(&[
+            "node",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            &dir.join(name),
+            "--no-mdns",
+        ]);
+        let name = name.to_string();
+        std::thread::spawn(move || Proc::start(&name, &a))
+    };
+    // Both from one script, at the same moment: each binds a port of the
+    // default range and keeps it, so neither finds its port taken.
+    let (a, b) = (start("a"), start("b"));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert_ne!(a.addr, b.addr, "both nodes on one address");
+}
+
+#[test]
+fn bash_completions_load_and_the_man_page_renders() {
+    let dir = TempDir::new("usage-shell");
+    let script = dir.path().join("gossipnet.bash");
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(&script, &out.stdout).unwrap();
+    let bash = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{}' && complete -p gossipnet",
+            script.display()
+        ))
+        .output()
+        .expect("run bash");
+    let said = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.status.success() && said.contains("-F _gossipnet gossipnet"),
+        "complete -p: {said} {}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success() && out.stdout.len() > 1000, "{shell}");
+    }
+
+    let page = dir.path().join("gossipnet.1");
+    let out = run(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(&page, &out.stdout).unwrap();
+    let pages = dir.path().join("man1");
+    let out = run(&["man", "--out-dir", pages.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (file, says) in [
+        (page, "SUBCOMMANDS"),
+        (pages.join("gossipnet-node.1"), "--peer"),
+        (pages.join("gossipnet-chat.1"), "--verbose"),
+    ] {
+        let man = Command::new("man")
+            .arg("-l")
+            .arg(&file)
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("run man (apt-get install man-db)");
+        let text = String::from_utf8_lossy(&man.stdout);
+        assert!(
+            man.status.success() && text.contains(says) && text.contains("gossipnet"),
+            "man -l {}: {text}{}",
+            file.display(),
+            String::from_utf8_lossy(&man.stderr)
+        );
+    }
+}
