@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gossipnet_node::chat::{sanitize, ChatBody, MAX_NAME_BYTES};
-use gossipnet_node::{DirectMessage, DownReason, EventsError, Node, NodeEvent, Received};
+use gossipnet_node::{DirectMessage, DownReason, Events, EventsError, Node, NodeEvent, Received};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
 use rustyline::error::ReadlineError;
@@ -177,6 +177,7 @@ enum Exit {
 /// History is kept in `data_dir` when there is one.
 pub async fn run(
     node: Node,
+    events: Events,
     data_dir: Option<&Path>,
     intro: Intro,
     signals: &mut Signals,
@@ -213,6 +214,7 @@ pub async fn run(
     logging::divert(Some(out_tx.clone()));
     let printer_task = tokio::spawn(print_output(
         node.clone(),
+        events,
         printer,
         saved_tty,
         out_rx,
@@ -287,6 +289,7 @@ fn read_lines(mut editor: DefaultEditor, history: Option<PathBuf>, lines: mpsc::
 /// would then print its prompt.)
 async fn print_output(
     node: Node,
+    mut events: Events,
     printer: Box<dyn ExternalPrinter + Send>,
     tty: TtyMode,
     mut output: mpsc::Receiver<String>,
@@ -294,7 +297,6 @@ async fn print_output(
 ) {
     let mut printer = Some(printer);
     let mut detach_pending = true;
-    let mut events = node.subscribe();
     let mut events_open = true;
     let mut people = People::default();
     // Neighbours that came up before the subscription are announced too;

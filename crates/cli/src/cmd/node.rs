@@ -19,7 +19,7 @@ use clap::Args;
 use gossipnet_node::chat::ChatBody;
 use gossipnet_node::control::{self, ControlError, ControlOptions};
 use gossipnet_node::default_data_dir;
-use gossipnet_node::{EventsError, Limits, Node, NodeBuilder, NodeEvent, Received, Role};
+use gossipnet_node::{Events, EventsError, Limits, Node, NodeBuilder, NodeEvent, Received, Role};
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
@@ -502,6 +502,10 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         ),
         e => anyhow!(e),
     })?;
+    // Subscribed at once: a message that arrives before the printer task
+    // first runs (a peer may send the moment it reads the readiness line)
+    // must still be printed.
+    let events = node.subscribe();
     let mut options = ControlOptions::new(prepared.api);
     if let Some(dir) = &data_dir {
         options = options.data_dir(dir);
@@ -537,11 +541,11 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
             join: join_addrs(node.local_addr(), &prepared.advertise),
             log_file: log_file.filter(|_| !prepared.verbose || prepared.log_file.is_some()),
         };
-        let result = chat::run(node, data_dir.as_deref(), intro, &mut signals).await;
+        let result = chat::run(node, events, data_dir.as_deref(), intro, &mut signals).await;
         drop(api);
         return result;
     }
-    let printer = tokio::spawn(print_messages(node.clone(), json));
+    let printer = tokio::spawn(print_messages(events, json));
     if !seed_role {
         tokio::spawn(read_input(node.clone()));
     }
@@ -620,8 +624,7 @@ async fn read_input(node: Node) {
     }
 }
 
-async fn print_messages(node: Node, json: bool) {
-    let mut events = node.subscribe();
+async fn print_messages(mut events: Events, json: bool) {
     loop {
         match events.recv().await {
             Ok(NodeEvent::Message(m)) => print_message(&m, json),
