@@ -63,6 +63,12 @@ fn wrong_arguments_are_named_with_the_right_form_and_exit_2() {
         "'abc' is neither a port nor a peer HOST:PORT; the form is: [PORT] [HOST:PORT ...]",
     );
     check(&["--peer", "nowhere"], "--peer nowhere");
+    for name in ["..", "../elsewhere", "/tmp/x"] {
+        refused(
+            &["node", "0", "--no-mdns", "--name", name],
+            "cannot name a data directory",
+        );
+    }
     check(&["--api", "0.0.0.0:0"], "listens on loopback only");
 
     let config = dir.path().join("net.toml");
@@ -71,6 +77,23 @@ fn wrong_arguments_are_named_with_the_right_form_and_exit_2() {
         &["--config", config.to_str().unwrap()],
         "unknown field `colour`",
     );
+    for (toml, says) in [
+        (
+            "[limits]\nhandshake_timeout_ms = 0\n",
+            "limits.handshake_timeout_ms in the config must be at least 1",
+        ),
+        (
+            "[limits]\nmax_inbound = 0\n",
+            "limits.max_inbound in the config must be at least 1",
+        ),
+        (
+            "[protocol]\nping_after_ms = 5000\ndead_after_ms = 1000\n",
+            "must be above 0 and below protocol.dead_after_ms",
+        ),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        check(&["--config", config.to_str().unwrap()], says);
+    }
     // A mistake clap finds itself exits 2 too.
     refused(&["node", "--no-such-flag"], "--no-such-flag");
 }
@@ -141,6 +164,44 @@ fn two_nodes_started_at_once_without_a_port_take_different_ports() {
     let (a, b) = (start("a"), start("b"));
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     assert_ne!(a.addr, b.addr, "both nodes on one address");
+}
+
+#[test]
+fn a_data_dir_in_use_is_refused_and_left_as_it_was() {
+    let dir = TempDir::new("usage-inuse");
+    let data = dir.join("shared");
+    let node = |name: &str| {
+        args(&[
+            "node",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            &data,
+            "--name",
+            name,
+            "--no-mdns",
+        ])
+    };
+    let first = Proc::start("first", &node("first"));
+    let control = std::fs::read(std::path::Path::new(&data).join("control.json")).unwrap();
+    let list = node("second");
+    let list: Vec<&str> = list.iter().map(String::as_str).collect();
+    refused(&list, "is in use by another gossipnet process");
+    // The running node's files are untouched: same control file, same id.
+    let after = std::fs::read(std::path::Path::new(&data).join("control.json")).unwrap();
+    assert_eq!(control, after, "the second process wrote the control file");
+    drop(first);
+    // Once the first is gone (killed: the kernel drops its lock), the
+    // directory can be used again, with the same identity.
+    let again = Proc::start("again", &node("again"));
+    assert_eq!(again.id, first_id(&control), "another identity");
+}
+
+/// The node id in a control file's JSON.
+fn first_id(control: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(control).unwrap();
+    v["id"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -164,7 +164,11 @@ impl NodeBuilder {
     fn into_config(self) -> Result<(NodeConfig, Option<std::net::TcpListener>), NodeError> {
         // The one place the data directory is opened for a start.
         let opened_dir = match &self.data_dir {
-            Some(dir) => Some(store::DataDir::open(dir)?),
+            Some(dir) => {
+                let mut dir = store::DataDir::open(dir)?;
+                dir.lock()?;
+                Some(dir)
+            }
             None => None,
         };
         let secret = match (self.secret, &opened_dir) {

@@ -86,8 +86,21 @@ async fn a_neighbour_that_leaves_is_reported_as_left() {
     let stayer = node(None).await;
     let mut events = stayer.subscribe();
     let leaver = node(Some(&stayer)).await;
+    let mut leaver_events = leaver.subscribe();
     let leaver_id = leaver.id();
     wait_for(&mut events, "NeighborUp", |ev| is_up(ev, leaver_id)).await;
+    // The goodbye goes to the leaver's neighbours: it must count the
+    // stayer as one too (a join is taken before it is answered).
+    let stayer_id = stayer.id();
+    let up = leaver
+        .peers()
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.id == stayer_id);
+    if !up {
+        wait_for(&mut leaver_events, "NeighborUp", |ev| is_up(ev, stayer_id)).await;
+    }
 
     leaver.leave().await.unwrap();
     assert_eq!(down_reason(&mut events, leaver_id).await, DownReason::Left);

@@ -303,10 +303,13 @@ fn prepare(
             format!("node-{port}")
         }
     });
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| default_data_dir(&name));
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            check_dir_name(&name)?;
+            default_data_dir(&name)
+        }
+    };
     let listen = match &listener {
         Some(l) => l.local_addr()?,
         None => SocketAddr::new(args.host, port),
@@ -352,13 +355,24 @@ fn prepare(
     } else {
         Limits::default()
     };
+    // A zero would refuse every peer or time every handshake out: a typo,
+    // never a wish.
+    let at_least_one = |key: &str, v: u64| -> Result<()> {
+        if v == 0 {
+            usage_bail!("limits.{key} in the config must be at least 1");
+        }
+        Ok(())
+    };
     if let Some(v) = file.limits.max_inbound {
+        at_least_one("max_inbound", v as u64)?;
         limits.max_inbound = v;
     }
     if let Some(v) = file.limits.max_inbound_per_ip {
+        at_least_one("max_inbound_per_ip", v as u64)?;
         limits.max_inbound_per_ip = v;
     }
     if let Some(ms) = file.limits.handshake_timeout_ms {
+        at_least_one("handshake_timeout_ms", ms)?;
         limits.handshake_timeout = Duration::from_millis(ms);
     }
     let mut proto = gossipnet_proto::Config::default();
@@ -378,6 +392,13 @@ fn prepare(
     }
     if let Some(ms) = file.protocol.dead_after_ms {
         p.liveness.dead_after = Duration::from_millis(ms);
+    }
+    if p.liveness.ping_after.is_zero() || p.liveness.dead_after <= p.liveness.ping_after {
+        usage_bail!(
+            "protocol.ping_after_ms ({} ms) must be above 0 and below protocol.dead_after_ms ({} ms)",
+            p.liveness.ping_after.as_millis(),
+            p.liveness.dead_after.as_millis()
+        );
     }
     if let Some(ms) = file.protocol.shuffle_interval_ms {
         p.membership.shuffle_interval = Duration::from_millis(ms.max(100));
@@ -443,6 +464,18 @@ fn handed_listener() -> Result<Option<std::net::TcpListener>> {
         .context("LISTEN_FDS is set but descriptor 3 is not a listening TCP socket")
 }
 
+/// A name that gives the default data directory must be a plain directory
+/// name: `..`, `/` or an absolute path would move it out of the data root.
+fn check_dir_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        usage_bail!(
+            "--name '{name}' cannot name a data directory (it must be a plain name, \
+             without '/' and not '.' or '..'); pick another name, or give --data-dir"
+        );
+    }
+    Ok(())
+}
+
 fn check_host_port(text: &str) -> Result<()> {
     match text.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
@@ -496,6 +529,9 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
             "{e}; port {} may be in use: pick another with --port",
             listen.port()
         ))),
+        gossipnet_node::NodeError::Store(ref source @ gossipnet_node::StoreError::InUse { .. }) => {
+            anyhow::Error::new(UsageError(source.to_string()))
+        }
         gossipnet_node::NodeError::Store(ref source) => anyhow!(
             "cannot use data directory {}: {source}; pick another with --data-dir",
             prepared_dir.display()

@@ -59,7 +59,15 @@ pub fn data_root() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     path: PathBuf,
+    /// The lock file, held while this process runs a node on the directory
+    /// (see [`DataDir::lock`]); shared by the clones.
+    lock: Option<std::sync::Arc<fs::File>>,
 }
+
+/// The lock file in a data directory: locked (`flock`) by the process that
+/// runs a node on it, with that process's id written in, for the message
+/// another process gets.
+pub const LOCK_FILE: &str = "lock";
 
 impl DataDir {
     /// Opens the data dir at `path`, creating it (and missing parents) with
@@ -84,7 +92,48 @@ impl DataDir {
         }
         Ok(Self {
             path: path.to_owned(),
+            lock: None,
         })
+    }
+
+    /// Takes the directory for this process until this `DataDir` and its
+    /// clones are dropped: two nodes on one directory would run with one
+    /// identity and overwrite each other's database and control file. The
+    /// lock is the kernel's, so a killed process leaves none behind.
+    pub fn lock(&mut self) -> Result<(), StoreError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let path = self.path.join(LOCK_FILE);
+        let err = |source| StoreError::DataDir {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok());
+                return Err(StoreError::InUse {
+                    path: self.path.clone(),
+                    pid: holder,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
+        use std::io::Write as _;
+        file.set_len(0).map_err(err)?;
+        write!(file, "{}", std::process::id()).map_err(err)?;
+        self.lock = Some(std::sync::Arc::new(file));
+        Ok(())
     }
 
     /// The directory.

@@ -97,6 +97,14 @@ pub enum StoreError {
         /// What the OS said.
         source: io::Error,
     },
+    /// Another process runs a node on the data directory.
+    #[error("data directory {} is in use by another gossipnet process{}; stop it, or give this one another --data-dir (or --name)", .path.display(), .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+        /// The process holding it, as its lock file says.
+        pid: Option<u32>,
+    },
     /// The identity key file could not be read or written.
     #[error("cannot access identity key file {}: {source}; check the data dir's permissions", .path.display())]
     IdentityIo {
