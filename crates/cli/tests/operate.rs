@@ -164,11 +164,26 @@ fn check_api_access(node: &Value) {
         Err(ureq::Error::Status(code, _)) => assert_eq!(code, 401),
         other => panic!("a wrong cookie: {other:?}"),
     }
-    let url = format!(
-        "http://{api}/api/status?cookie={}",
-        str_field(node, "cookie")
-    );
-    let status: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
+    // The cookie in the URL opens the page and its event stream only.
+    let cookie = str_field(node, "cookie");
+    for path in ["/", "/api/events"] {
+        let url = format!("http://{api}{path}?cookie={cookie}");
+        let answer = ureq::get(&url).call().unwrap();
+        assert_eq!(answer.status(), 200, "{url}");
+    }
+    for path in ["/api/status", "/api/peers", "/metrics"] {
+        let url = format!("http://{api}{path}?cookie={cookie}");
+        match ureq::get(&url).call() {
+            Err(ureq::Error::Status(code, _)) => assert_eq!(code, 401, "{url}"),
+            other => panic!("{url}, the cookie in the URL: {other:?}"),
+        }
+    }
+    let status: Value = ureq::get(&format!("http://{api}/api/status"))
+        .set("Authorization", &format!("Bearer {cookie}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
     assert_eq!(status["id"], node["id"]);
 
     let control = Path::new(data_dir(node)).join("control.json");

@@ -132,7 +132,8 @@ async fn serve_reports_the_nodes_role_and_stops_with_its_handle() {
 
     let (addr, cookie) = (handle.info().addr(), handle.info().cookie().to_string());
     let metrics = tokio::task::spawn_blocking(move || {
-        ureq::get(&format!("http://{addr}/metrics?cookie={cookie}"))
+        ureq::get(&format!("http://{addr}/metrics"))
+            .set("Authorization", &format!("Bearer {cookie}"))
             .call()
             .unwrap()
             .into_string()

@@ -20,8 +20,14 @@ pub(super) fn new_cookie() -> String {
     data_encoding::HEXLOWER.encode(&bytes)
 }
 
-/// Lets a request through only with the cookie, as a bearer token or as the
-/// `cookie` query parameter (for the browser's page and event stream).
+/// The paths that take the cookie as a query parameter: the page a browser
+/// opens from the printed link, and its event stream (`EventSource` cannot
+/// set a header). Everywhere else a cookie in a URL would only end up in
+/// shell histories and logs.
+const QUERY_COOKIE_PATHS: [&str; 2] = ["/", "/api/events"];
+
+/// Lets a request through only with the cookie: as a bearer token, or as
+/// the `cookie` query parameter on [`QUERY_COOKIE_PATHS`].
 pub(super) async fn auth(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
     let bearer = req
         .headers()
@@ -29,7 +35,9 @@ pub(super) async fn auth(State(state): State<Arc<ApiState>>, req: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let query = req.uri().query().and_then(|q| {
+    let query_allowed =
+        req.method() == axum::http::Method::GET && QUERY_COOKIE_PATHS.contains(&req.uri().path());
+    let query = req.uri().query().filter(|_| query_allowed).and_then(|q| {
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == "cookie")
@@ -43,7 +51,8 @@ pub(super) async fn auth(State(state): State<Arc<ApiState>>, req: Request, next:
         return ApiError(
             StatusCode::UNAUTHORIZED,
             "this API needs the cookie from the node's control.json, as \
-             'Authorization: Bearer COOKIE' or '?cookie=COOKIE'"
+             'Authorization: Bearer COOKIE' ('?cookie=COOKIE' only for the page \
+             and /api/events)"
                 .into(),
         )
         .into_response();
