@@ -36,6 +36,18 @@ use crate::NodeId;
 /// standard error.
 pub const REGISTERS: usize = 1024;
 const INDEX_BITS: u32 = REGISTERS.trailing_zeros();
+/// The highest rank a register can hold: the hash bits left after the
+/// index, plus one. A sketch with a higher one is a lie.
+const MAX_RANK: u8 = (64 - INDEX_BITS + 1) as u8;
+/// Epochs past this are refused: at one epoch per `epoch_ticks` ticks of a
+/// second, an honest network takes millions of years to get there, and a
+/// liar's `u64::MAX` would otherwise overflow the next epoch.
+const MAX_EPOCH: u64 = 1 << 40;
+/// How far ahead of its own epoch an established node follows a sketch.
+/// Honest neighbours are at most one epoch apart (one has ticked over, the
+/// other not yet); a network joining a much later one catches up this many
+/// epochs per sketch, and one liar cannot fling everyone far ahead.
+const MAX_EPOCH_LEAD: u64 = 2;
 
 /// Tunables of the size estimate.
 #[derive(Debug, Clone)]
@@ -77,6 +89,9 @@ pub struct SizeEstimator {
     registers: Vec<u8>,
     grew: bool,
     previous: Option<f64>,
+    /// Whether a sketch from another node was ever merged. Until then the
+    /// node follows any epoch (it may join a network far into its life).
+    merged: bool,
 }
 
 impl SizeEstimator {
@@ -90,6 +105,7 @@ impl SizeEstimator {
             registers: vec![0; REGISTERS],
             grew: true,
             previous: None,
+            merged: false,
         };
         this.reset(0);
         this
@@ -124,7 +140,7 @@ impl SizeEstimator {
         self.ticks += 1;
         if self.ticks >= self.config.epoch_ticks {
             self.previous = Some(estimate(&self.registers));
-            self.reset(self.epoch + 1);
+            self.reset((self.epoch + 1).min(MAX_EPOCH));
         }
         let message = self.message();
         if self.grew {
@@ -137,16 +153,23 @@ impl SizeEstimator {
         }
     }
 
-    /// Merges a neighbour's sketch. A malformed one is ignored; the caller
-    /// validated its length when decoding.
+    /// Merges a neighbour's sketch. A malformed or impossible one is
+    /// ignored (a register past [`MAX_RANK`], an epoch past [`MAX_EPOCH`]),
+    /// and so is one from the past; an established node follows one at most
+    /// [`MAX_EPOCH_LEAD`] epochs ahead.
     pub fn on_message(&mut self, message: Message) {
-        if message.registers.len() != REGISTERS || message.epoch < self.epoch {
+        if message.registers.len() != REGISTERS
+            || message.epoch < self.epoch
+            || message.epoch > MAX_EPOCH
+            || message.registers.iter().any(|r| *r > MAX_RANK)
+        {
             return;
         }
+        if self.merged && message.epoch - self.epoch > MAX_EPOCH_LEAD {
+            return;
+        }
+        self.merged = true;
         if message.epoch > self.epoch {
-            // Only ever move forward a bounded step at a time on the word of
-            // one peer would be safer against liars; but a liar can already
-            // skew any gossip estimate, and the next epochs recover.
             self.previous = Some(estimate(&self.registers));
             self.reset(message.epoch);
         }
@@ -227,6 +250,59 @@ mod tests {
             regs[j] = regs[j].max(r);
         }
         regs
+    }
+
+    fn sketch_message(n: u32, epoch: u64) -> Message {
+        Message {
+            epoch,
+            registers: Bytes::from(sketch_of(n, epoch)),
+        }
+    }
+
+    #[test]
+    fn a_liars_last_epoch_is_refused_and_never_overflows() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut fresh = SizeEstimator::new(id(1), Config::default());
+        fresh.on_message(sketch_message(5, u64::MAX));
+        assert_eq!(fresh.epoch(), 0, "followed an impossible epoch");
+        // Even at the last epoch it follows, ticking on never overflows.
+        fresh.on_message(sketch_message(5, MAX_EPOCH));
+        let mut out = VecDeque::new();
+        for _ in 0..3 * Config::default().epoch_ticks {
+            fresh.on_tick(&[id(2)], &mut rng, &mut out);
+        }
+        assert_eq!(fresh.epoch(), MAX_EPOCH);
+    }
+
+    #[test]
+    fn an_established_node_follows_its_neighbours_not_a_leap() {
+        let mut a = SizeEstimator::new(id(1), Config::default());
+        a.on_message(sketch_message(50, 0));
+        let before = a.estimate();
+        // One peer claims a far later epoch: not followed.
+        a.on_message(sketch_message(2, 1_000));
+        assert_eq!(a.epoch(), 0);
+        assert_eq!(a.estimate(), before);
+        // The next epoch, as an honest neighbour that ticked first sends it.
+        a.on_message(sketch_message(50, 1));
+        assert_eq!(a.epoch(), 1);
+    }
+
+    #[test]
+    fn a_register_past_the_highest_rank_is_a_lie() {
+        let mut a = SizeEstimator::new(id(1), Config::default());
+        let mut regs = sketch_of(10, 0);
+        regs[0] = MAX_RANK + 1;
+        a.on_message(Message {
+            epoch: 0,
+            registers: Bytes::from(regs),
+        });
+        let honest = estimate(&sketch_of(1, 0));
+        assert_eq!(
+            a.estimate(),
+            honest,
+            "merged a sketch with an impossible rank"
+        );
     }
 
     #[test]
