@@ -61,7 +61,7 @@ pub struct DataDir {
     path: PathBuf,
     /// The lock file, held while this process runs a node on the directory
     /// (see [`DataDir::lock`]); shared by the clones.
-    lock: Option<std::sync::Arc<fs::File>>,
+    lock: Option<std::sync::Arc<nix::fcntl::Flock<fs::File>>>,
 }
 
 /// The lock file in a data directory: locked (`flock`) by the process that
@@ -109,16 +109,17 @@ impl DataDir {
             path: self.path.clone(),
             source,
         };
-        let mut file = fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
+        use nix::fcntl::{Flock, FlockArg};
+        let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 let holder = fs::read_to_string(&path)
                     .ok()
                     .and_then(|t| t.trim().parse::<u32>().ok());
@@ -127,12 +128,12 @@ impl DataDir {
                     pid: holder,
                 });
             }
-            Err(fs::TryLockError::Error(e)) => return Err(err(e)),
-        }
+            Err((_, errno)) => return Err(err(io::Error::from(errno))),
+        };
         use std::io::Write as _;
-        file.set_len(0).map_err(err)?;
-        write!(file, "{}", std::process::id()).map_err(err)?;
-        self.lock = Some(std::sync::Arc::new(file));
+        locked.set_len(0).map_err(err)?;
+        write!(locked, "{}", std::process::id()).map_err(err)?;
+        self.lock = Some(std::sync::Arc::new(locked));
         Ok(())
     }
 
