@@ -57,10 +57,11 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         // Simulated payloads are tagged bytes, not signed envelopes; the
-        // size estimate runs only in its own experiment.
+        // size estimate and anti-entropy run only in their own experiments.
         let proto = Config {
             verify_envelopes: false,
             size: None,
+            sync: None,
             ..Config::default()
         };
         Self {
