@@ -101,20 +101,38 @@ impl Node {
             name: config.name.clone(),
         };
         let record = SignedRecord::sign(&config.secret, record)?;
+        let retention = config
+            .proto
+            .sync
+            .as_ref()
+            .map(|s| store::Retention::of(&s.history))
+            .unwrap_or_default();
         let store = match &config.opened_dir {
-            Some(dir) => Some(store::Store::open(dir)?),
+            Some(dir) => Some(store::Store::open_with(dir, retention)?),
             None => None,
         };
         // The real node verifies every envelope; the simulator may not.
         config.proto.verify_envelopes = true;
         let mut rng = StdRng::from_entropy();
         let proto_rng = StdRng::from_rng(&mut rng)?;
-        let state = State::new(
+        let mut state = State::new(
             id,
             Bytes::from(record.encode()),
             config.proto.clone(),
             proto_rng,
         );
+        if let Some(store) = &store {
+            // The history of the last run, given back before the first
+            // message arrives: nothing it holds is delivered again.
+            let all = store::HistoryFilter {
+                all_kinds: true,
+                ..store::HistoryFilter::default()
+            };
+            let stored = store.query_history(all, retention.max_messages).await?;
+            state.set_wall_clock(time::unix_ms());
+            let restored = state.restore(stored.into_iter().rev().map(Bytes::from));
+            tracing::info!(restored, "history loaded");
+        }
         let (cmd_tx, cmd_rx) = mpsc::channel(actor::COMMAND_QUEUE);
         let (events, _) = broadcast::channel(actor::EVENT_QUEUE);
         let (stopped_tx, stopped) = watch::channel(false);

@@ -515,7 +515,8 @@ async fn print_messages(node: Node, json: bool) {
 }
 
 fn print_message(m: &Received, json: bool) {
-    if m.kind != Kind::Chat {
+    // Our own lines were typed here; only what others said is printed.
+    if m.kind != Kind::Chat || m.own {
         return;
     }
     let Some(body) = ChatBody::decode(&m.body) else {
@@ -530,6 +531,7 @@ fn print_message(m: &Received, json: bool) {
             "seq": m.seq,
             "time": m.time_ms,
             "text": body.text,
+            "caught_up": m.caught_up,
         });
         let _ = writeln!(out, "{v}");
     } else {

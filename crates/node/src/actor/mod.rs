@@ -146,9 +146,9 @@ pub(crate) enum ToActor {
         command: Bytes,
         reply: oneshot::Sender<Result<MessageId, NodeError>>,
     },
-    /// The broadcasts delivered most recently, from the store.
+    /// Stored broadcasts, from the store.
     History {
-        limit: usize,
+        query: crate::HistoryQuery,
         reply: crate::history::HistoryReply,
     },
 }
@@ -379,8 +379,8 @@ impl Actor {
                 let result = self.publish_admin(command).await;
                 let _ = reply.send(result);
             }
-            ToActor::History { limit, reply } => {
-                crate::history::answer(self.store.as_ref(), limit, reply);
+            ToActor::History { query, reply } => {
+                crate::history::answer(self.store.as_ref(), self.me, query, reply);
             }
             // Both end the loop in `run`.
             ToActor::Leave { .. } | ToActor::Crash => {}
@@ -459,6 +459,11 @@ impl Actor {
         }
         let bytes = self.local.sign_envelope(&self.config.secret, kind, body)?;
         let id = MessageId::of(&bytes);
+        // Ours goes into the history like any other (neighbours that missed
+        // it fetch it from there) and to subscribers, marked as ours.
+        if let Ok(signed) = SignedEnvelope::decode(&bytes) {
+            self.record_delivery(id, &signed, &bytes, 0, true, false);
+        }
         self.proto(InEvent::Command(Command::Broadcast(bytes)))
             .await;
         Ok(id)

@@ -155,6 +155,8 @@ fn message_json(m: &Received) -> Value {
         "time": m.time_ms,
         "hops": m.hops,
         "kind": kind,
+        "own": m.own,
+        "caught_up": m.caught_up,
     })
 }
 
@@ -210,6 +212,8 @@ mod tests {
             kind: Kind::Custom(9),
             body: bytes::Bytes::new(),
             hops: 0,
+            own: false,
+            caught_up: false,
         }
     }
 
