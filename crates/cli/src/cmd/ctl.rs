@@ -492,7 +492,7 @@ pub fn history(args: HistoryArgs) -> Result<()> {
         .data_dir
         .clone()
         .or_else(|| args.target.name.as_deref().map(default_data_dir));
-    let running = dir.as_deref().map_or(true, |d| {
+    let running = dir.as_deref().is_none_or(|d| {
         ControlFile::read(d).is_ok_and(|c| Path::new(&format!("/proc/{}", c.pid)).exists())
     });
     let messages: Vec<Value> = match (&dir, running) {
