@@ -588,6 +588,7 @@ impl<R: Rng> State<R> {
                     sync.on_timer(
                         t,
                         self.membership.active_view().iter(),
+                        self.membership.passive_view().iter(),
                         now,
                         self.now_ms.unwrap_or(0),
                         &mut self.rng,
@@ -718,6 +719,20 @@ impl<R: Rng> State<R> {
                         })));
                 }
                 sync::OutEvent::Misbehaved(peer, reason) => self.misbehaved(peer, reason, now),
+                sync::OutEvent::Learned(from) => {
+                    let active = self.membership.active_view().to_vec();
+                    if !active.contains(&from) {
+                        // A peer outside our view had what we lacked: the
+                        // overlay is in two parts. Joining through it links
+                        // them (it takes us in and walks our join on).
+                        self.membership_input(hyparview::InEvent::RequestJoin(from), now);
+                    }
+                    if let Some(sync) = &mut self.sync {
+                        for peer in active.iter().filter(|p| **p != from) {
+                            sync.start_session(*peer, now, &mut self.sync_out);
+                        }
+                    }
+                }
             }
         }
     }

@@ -24,6 +24,15 @@
 //! after [`Config::max_rounds`] rounds, or at the first round that brings
 //! nothing new. Memory is the history's own bound.
 //!
+//! Two rules spread a repair beyond the two ends of one session. A fill
+//! that brought something new is news for the rest of the neighbourhood
+//! too, so the node starts sessions with its other neighbours
+//! ([`OutEvent::Learned`]); and each tick also runs a session with a
+//! random *passive* peer: if that fill brings something new, the overlay
+//! is split (a healed partition whose views had filled up on each side),
+//! and the router joins through that peer to stitch the two parts
+//! together.
+//!
 //! Order: a fill's envelopes are delivered sorted by origin and sequence,
 //! so a gap is filled in sequence order. Live messages are not held back
 //! while a gap is being filled (a held message could wait on one that no
@@ -150,6 +159,10 @@ pub enum OutEvent {
     },
     /// The peer broke the rules; close its link.
     Misbehaved(NodeId, &'static str),
+    /// A fill from this peer brought messages this node lacked: the other
+    /// neighbours may lack them too, and a peer that is not a neighbour
+    /// has shown the overlay to be split.
+    Learned(NodeId),
 }
 
 /// Counters.
@@ -238,12 +251,9 @@ impl AntiEntropy {
         self.answered.remove(peer);
     }
 
-    fn start_session(&mut self, peer: NodeId, now: Instant, out: &mut VecDeque<OutEvent>) {
-        if self
-            .sessions
-            .get(&peer)
-            .is_some_and(|s| s.awaiting.is_some())
-        {
+    /// Starts a session with `peer` unless one is under way.
+    pub fn start_session(&mut self, peer: NodeId, now: Instant, out: &mut VecDeque<OutEvent>) {
+        if self.sessions.contains_key(&peer) {
             return;
         }
         self.stats.sessions += 1;
@@ -269,11 +279,14 @@ impl AntiEntropy {
         out.push_back(OutEvent::SendMessage(peer, Message::Summary(summary)));
     }
 
-    /// A timer fired. `neighbors` is the active view.
+    /// A timer fired. `neighbors` is the active view, `passive` the
+    /// passive one.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_timer<'a, R: Rng>(
         &mut self,
         timer: Timer,
         neighbors: impl Iterator<Item = &'a NodeId>,
+        passive: impl Iterator<Item = &'a NodeId>,
         now: Instant,
         now_ms: u64,
         rng: &mut R,
@@ -292,6 +305,13 @@ impl AntiEntropy {
                     .copied()
                     .choose(rng);
                 if let Some(peer) = idle {
+                    self.start_session(peer, now, out);
+                }
+                let beyond = passive
+                    .filter(|p| !self.sessions.contains_key(p))
+                    .copied()
+                    .choose(rng);
+                if let Some(peer) = beyond {
                     self.start_session(peer, now, out);
                 }
                 out.push_back(OutEvent::ScheduleTimer(self.config.interval, Timer::Tick));
@@ -418,6 +438,9 @@ impl AntiEntropy {
                 content,
             });
         }
+        if new > 0 {
+            out.push_back(OutEvent::Learned(from));
+        }
         let Some(session) = self.sessions.get_mut(&from) else {
             return;
         };
@@ -503,7 +526,15 @@ mod tests {
                     queue.extend(out.drain(..).map(|o| (peer, o)));
                 }
                 OutEvent::ScheduleTimer(_, t @ Timer::Round(_)) => {
-                    me.on_timer(t, std::iter::empty(), now, NOW_MS, &mut rng, &mut out);
+                    me.on_timer(
+                        t,
+                        std::iter::empty(),
+                        std::iter::empty(),
+                        now,
+                        NOW_MS,
+                        &mut rng,
+                        &mut out,
+                    );
                     queue.extend(out.drain(..).map(|o| (at, o)));
                 }
                 OutEvent::ScheduleTimer(_, Timer::Tick) => {}
@@ -515,6 +546,7 @@ mod tests {
                     }
                 }
                 OutEvent::Misbehaved(_, why) => panic!("honest peers misbehaved: {why}"),
+                OutEvent::Learned(_) => {}
             }
         }
         delivered
@@ -590,11 +622,23 @@ mod tests {
                 more: true,
             });
             ae.on_message(peer, fill, true, now, Some(NOW_MS), &mut out);
-            let Some(OutEvent::ScheduleTimer(_, t)) = out.back().cloned() else {
+            let Some(OutEvent::ScheduleTimer(_, t)) = out
+                .iter()
+                .find(|o| matches!(o, OutEvent::ScheduleTimer(..)))
+                .cloned()
+            else {
                 break;
             };
             out.clear();
-            ae.on_timer(t, std::iter::empty(), now, NOW_MS, &mut rng, &mut out);
+            ae.on_timer(
+                t,
+                std::iter::empty(),
+                std::iter::empty(),
+                now,
+                NOW_MS,
+                &mut rng,
+                &mut out,
+            );
             rounds += 1;
             assert!(rounds <= 64, "a session is bounded");
         }

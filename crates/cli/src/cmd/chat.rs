@@ -242,7 +242,7 @@ async fn print_output(
 ) {
     let mut printer = Some(printer);
     let mut detach_pending = true;
-    let mut events = node.subscribe();
+    let mut events = node.startup_events().unwrap_or_else(|| node.subscribe());
     let mut events_open = true;
     loop {
         let text = tokio::select! {

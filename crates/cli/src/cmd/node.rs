@@ -500,7 +500,8 @@ async fn read_input(node: Node) {
 }
 
 async fn print_messages(node: Node, json: bool) {
-    let mut events = node.subscribe();
+    // From the start: what is caught up as the first links come up, too.
+    let mut events = node.startup_events().unwrap_or_else(|| node.subscribe());
     loop {
         match events.recv().await {
             Ok(NodeEvent::Message(m)) => print_message(&m, json),
