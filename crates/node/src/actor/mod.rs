@@ -34,6 +34,8 @@ mod links;
 mod report;
 mod seeds;
 mod shutdown;
+#[cfg(test)]
+mod sync_tests;
 mod timers;
 
 use std::net::SocketAddr;
