@@ -184,9 +184,12 @@ impl Actor {
                     return;
                 };
                 let env = signed.envelope();
-                if let Some(store) = &self.store {
-                    // Every kind is kept, so that none is delivered twice
-                    // after a restart and neighbours can fetch any of them.
+                // Every kind is kept, so that none is delivered twice after
+                // a restart and neighbours can fetch any of them; but for
+                // shutdown commands, whose record is the admin replay guard
+                // in the data dir: a replay must reach it to be refused in
+                // words rather than vanish as a duplicate.
+                if let (Some(store), false) = (&self.store, env.kind == Kind::Shutdown) {
                     store.message(
                         delivered.id,
                         env.origin,
