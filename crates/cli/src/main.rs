@@ -47,6 +47,9 @@ enum Command {
     Dm(cmd::ctl::DmArgs),
     /// Make a running node leave the network gracefully.
     Leave(cmd::ctl::Target),
+    /// The messages of the retention window a node keeps, oldest first:
+    /// `gossipnet history [--since TIME] [--from ID] [--limit N] [--json]`.
+    History(cmd::ctl::HistoryArgs),
     /// The whole network: status, size, graph, init, shutdown.
     #[command(subcommand)]
     Network(cmd::ctl::NetworkCommand),
@@ -85,6 +88,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Send(a) => cmd::ctl::send(a),
         Command::Dm(a) => cmd::ctl::dm(a),
         Command::Leave(t) => cmd::ctl::leave(t),
+        Command::History(a) => cmd::ctl::history(a),
         Command::Network(c) => cmd::ctl::network(c),
         Command::Sim(c) => cmd::sim::run(c),
         Command::Bench(a) => cmd::bench::run(a),

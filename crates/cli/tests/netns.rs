@@ -20,6 +20,9 @@ struct Hosts {
     h2: String,
     ip1: String,
     ip2: String,
+    /// The bridge's namespace and h1's port on the bridge, to cut h1 off.
+    sw: String,
+    port1: String,
 }
 
 fn ip(args: &[&str]) -> bool {
@@ -62,6 +65,8 @@ impl Hosts {
             h2: h2.clone(),
             ip1: format!("10.77.{subnet}.1"),
             ip2: format!("10.77.{subnet}.2"),
+            sw: sw.clone(),
+            port1: format!("v{t}a1"),
         };
         for ns in [&h1, &h2, &sw] {
             assert!(ip(&["netns", "add", ns]), "cannot create namespace {ns}");
@@ -90,6 +95,15 @@ impl Hosts {
             assert!(ip(&["-n", host, "link", "set", &inner, "up"]));
         }
         hosts
+    }
+}
+
+impl Hosts {
+    /// Cuts h1 off the bridge (a pulled cable: packets are dropped, not
+    /// refused), or plugs it back in.
+    fn cable(&self, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        assert!(ip(&["-n", &self.sw, "link", "set", &self.port1, state]));
     }
 }
 
@@ -245,4 +259,92 @@ fn two_default_nodes_on_one_machine_without_multicast_find_each_other() {
         assert!(n.wait_neighbors(1), "{}", n.logs());
     }
     exchange_all(&mut nodes, "probed");
+}
+
+#[test]
+fn six_and_six_cut_apart_while_each_side_speaks_end_with_everything_once() {
+    if let Some(why) = can_use_netns() {
+        println!("skipped: {why}");
+        return;
+    }
+    const SIDE: usize = 6;
+    const LINES: usize = 100;
+    let dir = TempDir::new("netns-partition");
+    let hosts = Hosts::new(3);
+    let ports: Vec<u16> = (0..SIDE as u16).map(|i| 7101 + i).collect();
+    let mut nodes = Vec::new();
+    for (ns, side) in [(&hosts.h1, "x"), (&hosts.h2, "y")] {
+        for (i, port) in ports.iter().enumerate() {
+            // Every other node, on both hosts, as a static peer.
+            let mut extra: Vec<String> = ports
+                .iter()
+                .flat_map(|p| [format!("{}:{p}", hosts.ip1), format!("{}:{p}", hosts.ip2)])
+                .collect();
+            extra.push("--no-mdns".into());
+            let name = format!("{side}{i}");
+            nodes.push(Proc::start_in(
+                Some(ns),
+                &name,
+                &host_node(&dir, &name, *port, &extra),
+            ));
+        }
+    }
+    for n in &nodes {
+        assert!(n.wait_neighbors(1), "{}", n.logs());
+    }
+    exchange_all(&mut nodes, "before the cut");
+    hosts.cable(false);
+    // Each side says 100 lines, spread over its six nodes.
+    for (k, node) in nodes.iter_mut().enumerate() {
+        let side = if k < SIDE { "x" } else { "y" };
+        for i in (0..LINES).filter(|i| i % SIDE == k % SIDE) {
+            node.say(&format!("cut {side} {i}"));
+        }
+    }
+    let line_of = |side: &str, i: usize| format!("cut {side} {i}");
+    // Each side hears its own side's lines while cut off.
+    for (k, node) in nodes.iter().enumerate() {
+        let side = if k < SIDE { "x" } else { "y" };
+        for i in (0..LINES).filter(|i| i % SIDE != k % SIDE) {
+            assert!(node.wait_output(&line_of(side, i)), "{}", node.logs());
+        }
+    }
+    hosts.cable(true);
+    for (k, node) in nodes.iter().enumerate() {
+        for side in ["x", "y"] {
+            let mine = |i: &usize| (k < SIDE) == (side == "x") && i % SIDE == k % SIDE;
+            for i in (0..LINES).filter(|i| !mine(i)) {
+                assert!(
+                    node.wait_output(&line_of(side, i)),
+                    "{} lacks '{}' after the heal\n{}",
+                    node.name,
+                    line_of(side, i),
+                    node.logs()
+                );
+            }
+        }
+    }
+    // A marker after everything, then each line exactly once everywhere.
+    nodes[0].say("after the heal");
+    for n in &nodes[1..] {
+        assert!(n.wait_output("after the heal"), "{}", n.logs());
+    }
+    for (k, node) in nodes.iter().enumerate() {
+        let lines = node.stdout.snapshot();
+        for side in ["x", "y"] {
+            for i in 0..LINES {
+                let text = format!("{} ", line_of(side, i));
+                let ends = |l: &String| l.ends_with(&line_of(side, i)) || l.contains(&text);
+                let count = lines.iter().filter(|l| ends(l)).count();
+                let mine = (k < SIDE) == (side == "x") && i % SIDE == k % SIDE;
+                assert_eq!(
+                    count,
+                    usize::from(!mine),
+                    "{}: '{}'",
+                    node.name,
+                    line_of(side, i)
+                );
+            }
+        }
+    }
 }

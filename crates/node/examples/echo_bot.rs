@@ -58,9 +58,13 @@ pub async fn answer(node: &Node, mut events: Events) -> Result<(), NodeError> {
             Err(EventsError::Lagged(_)) => continue,
             Err(EventsError::Closed) => return Ok(()),
         };
+        // Our own broadcasts come on the stream too; never answer them.
         let NodeEvent::Message(message) = event else {
             continue;
         };
+        if message.own {
+            continue;
+        }
         let Some(body) = ChatBody::decode(&message.body) else {
             continue;
         };

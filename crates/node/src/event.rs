@@ -1,5 +1,6 @@
 //! What a subscriber to a [`Node`](crate::Node) hears: delivered broadcast
-//! messages, direct messages and neighbour changes.
+//! messages (our own broadcasts among them, marked), direct messages and
+//! neighbour changes.
 
 use bytes::Bytes;
 use gossipnet_proto::envelope::Kind;
@@ -23,8 +24,15 @@ pub struct Received {
     pub kind: Kind,
     /// The body as the origin signed it.
     pub body: Bytes,
-    /// How many links it crossed from the origin to this node.
+    /// How many links it crossed from the origin to this node (0 for our
+    /// own, for one caught up, and for one read back from the history).
     pub hops: u16,
+    /// This node broadcast it: an embedder's feed shows its own messages
+    /// from the same stream as everyone else's.
+    pub own: bool,
+    /// It arrived by catch-up (anti-entropy), after being missed while
+    /// this node was away or cut off, rather than as it was broadcast.
+    pub caught_up: bool,
 }
 
 /// A direct message to this node, opened.
@@ -45,7 +53,8 @@ pub struct DirectMessage {
 /// What a subscriber hears.
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
-    /// A broadcast message arrived (once per message).
+    /// A broadcast message arrived, or this node broadcast one (once per
+    /// message, across restarts).
     Message(Received),
     /// A direct message to this node arrived.
     Direct(DirectMessage),

@@ -63,6 +63,7 @@ pub(crate) use config::NodeConfig;
 pub use config::{Limits, DEFAULT_NETWORK_ID, DEFAULT_PORT, DEFAULT_PORT_RANGE};
 pub use error::NodeError;
 pub use event::{DirectMessage, DownReason, Events, EventsError, NodeEvent, Received};
+pub use history::{read_history, HistoryQuery, MAX_HISTORY_QUERY};
 pub use node::Node;
 pub use status::{Counters, Direction, Identity, PeerStatus, Role, Status, Views};
 pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};

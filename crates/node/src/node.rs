@@ -29,6 +29,9 @@ pub struct Node {
     name: Arc<RwLock<Option<String>>>,
     pub(crate) cmd_tx: mpsc::Sender<ToActor>,
     events: broadcast::Sender<NodeEvent>,
+    /// A subscription made before the actor started, for the one caller
+    /// that must hear everything (see [`Node::startup_events`]).
+    startup: Arc<std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>>,
     stopped: watch::Receiver<bool>,
     /// The network a crawl dials into (its secret is replaced by a
     /// throwaway key for each crawl).
@@ -101,22 +104,40 @@ impl Node {
             name: config.name.clone(),
         };
         let record = SignedRecord::sign(&config.secret, record)?;
+        let retention = config
+            .proto
+            .sync
+            .as_ref()
+            .map(|s| store::Retention::of(&s.history))
+            .unwrap_or_default();
         let store = match &config.opened_dir {
-            Some(dir) => Some(store::Store::open(dir)?),
+            Some(dir) => Some(store::Store::open_with(dir, retention)?),
             None => None,
         };
         // The real node verifies every envelope; the simulator may not.
         config.proto.verify_envelopes = true;
         let mut rng = StdRng::from_entropy();
         let proto_rng = StdRng::from_rng(&mut rng)?;
-        let state = State::new(
+        let mut state = State::new(
             id,
             Bytes::from(record.encode()),
             config.proto.clone(),
             proto_rng,
         );
+        if let Some(store) = &store {
+            // The history of the last run, given back before the first
+            // message arrives: nothing it holds is delivered again.
+            let all = store::HistoryFilter {
+                all_kinds: true,
+                ..store::HistoryFilter::default()
+            };
+            let stored = store.query_history(all, retention.max_messages).await?;
+            state.set_wall_clock(time::unix_ms());
+            let restored = state.restore(stored.into_iter().rev().map(Bytes::from));
+            tracing::info!(restored, "history loaded");
+        }
         let (cmd_tx, cmd_rx) = mpsc::channel(actor::COMMAND_QUEUE);
-        let (events, _) = broadcast::channel(actor::EVENT_QUEUE);
+        let (events, startup) = broadcast::channel(actor::EVENT_QUEUE);
         let (stopped_tx, stopped) = watch::channel(false);
         let name = config.name.clone();
         let crawl_link = Arc::new(config.link_config());
@@ -140,6 +161,7 @@ impl Node {
             name: Arc::new(RwLock::new(name)),
             cmd_tx,
             events,
+            startup: Arc::new(std::sync::Mutex::new(Some(startup))),
             stopped,
             crawl_link,
             #[cfg(feature = "control-api")]
@@ -220,6 +242,19 @@ impl Node {
     /// some and is told so by [`EventsError::Lagged`](crate::EventsError::Lagged).
     pub fn subscribe(&self) -> Events {
         Events::new(self.events.subscribe())
+    }
+
+    /// Events from the moment the node started, for the first caller only
+    /// (`None` after): what a node delivers in its first instants, the
+    /// messages it catches up on as its first links come up, arrives before
+    /// any [`Node::subscribe`] made after the node is spawned could hear it.
+    /// Up to a few thousand events are kept until taken.
+    pub fn startup_events(&self) -> Option<Events> {
+        self.startup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(Events::new)
     }
 
     /// Signs and broadcasts a message to every node.

@@ -164,4 +164,8 @@ pub struct Counters {
     pub messages_sent: u64,
     /// Messages read from links.
     pub messages_received: u64,
+    /// Messages delivered by catch-up (anti-entropy) after being missed.
+    pub caught_up: u64,
+    /// Messages in the history (the retention window), ours included.
+    pub history: usize,
 }

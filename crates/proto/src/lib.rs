@@ -15,6 +15,9 @@
 //! - [`hyparview`]: membership (active and passive views, joins, shuffles,
 //!   repair);
 //! - [`plumtree`]: broadcast along a lazily repaired spanning tree;
+//! - [`history`]: the messages of the retention window, by origin and
+//!   sequence, and the summaries of them neighbours compare;
+//! - [`sync`]: anti-entropy, catching up what a neighbour has and we lack;
 //! - [`query`]: the status query a crawl of the network asks of each node;
 //! - [`size`]: the gossip estimate of the network size;
 //! - [`state`]: all of the above composed into one node, the type a runtime
@@ -28,6 +31,7 @@
 pub mod backoff;
 pub mod direct;
 pub mod envelope;
+pub mod history;
 pub mod hyparview;
 pub mod identity;
 pub mod plumtree;
@@ -36,6 +40,7 @@ pub mod record;
 pub mod seed;
 pub mod size;
 pub mod state;
+pub mod sync;
 pub mod wire;
 
 pub use envelope::MessageId;

@@ -171,8 +171,10 @@ pub struct Delivered {
     pub content: Bytes,
     /// The neighbour it came from.
     pub delivered_from: NodeId,
-    /// Hops from the origin.
+    /// Hops from the origin (0 when caught up: the path is not known).
     pub hops: u16,
+    /// Delivered by anti-entropy rather than by the broadcast itself.
+    pub caught_up: bool,
 }
 
 /// Events for the user.
@@ -253,6 +255,15 @@ impl Plumtree {
         self.seen.contains_key(id)
     }
 
+    /// Marks a message seen without delivering it: one the history holds
+    /// (from before a restart) or one caught up by anti-entropy, so a live
+    /// copy that arrives later counts as the duplicate it is.
+    pub fn note_seen(&mut self, id: MessageId, now: Instant) {
+        if !self.seen.contains_key(&id) {
+            self.mark_seen(id, now);
+        }
+    }
+
     /// Neighbours messages are pushed to in full.
     pub fn eager_peers(&self) -> impl Iterator<Item = &NodeId> {
         self.eager.iter()
@@ -329,6 +340,7 @@ impl Plumtree {
             content: gossip.content.clone(),
             delivered_from: from,
             hops: gossip.round,
+            caught_up: false,
         })));
         let next_round = gossip.round.saturating_add(1);
         self.push(id, &gossip.content, next_round, Some(from), out);

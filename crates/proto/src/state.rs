@@ -14,6 +14,15 @@
 //! handed to HyParView's repair; and a broadcast payload is checked (hash
 //! first, then, if asked, its signature) before Plumtree sees it.
 //!
+//! With anti-entropy on ([`Config::sync`]), the router also keeps the
+//! history ([`crate::history`]): every envelope delivered or broadcast is
+//! recorded, one already held is never delivered again (even after a
+//! restart, once the runtime has given it back with [`State::restore`]),
+//! one outside the age window is dropped, and each new link starts a
+//! catch-up session ([`crate::sync`]) in place of Plumtree's `IHave` of
+//! recent messages. The age window needs the wall clock, which the runtime
+//! passes in with [`State::set_wall_clock`].
+//!
 //! Not every [`Message`] is the overlay's to decide on: [`RuntimeMessage`]
 //! names the variants that belong to the runtime, and why. A runtime splits
 //! what arrives with [`RuntimeMessage::route`] before feeding `State`; one
@@ -25,11 +34,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::Rng;
 
+use crate::envelope::SignedEnvelope;
+use crate::history::{Age, Meta};
 use crate::plumtree::Delivered;
 use crate::query::Query;
 use crate::seed::SeedMessage;
+use crate::sync::AntiEntropy;
 use crate::wire::Message;
-use crate::{hyparview, plumtree, size, MessageId, NodeId};
+use crate::{hyparview, plumtree, size, sync, MessageId, NodeId};
 
 /// Liveness tunables.
 #[derive(Debug, Clone)]
@@ -65,6 +77,9 @@ pub struct Config {
     pub size: Option<size::Config>,
     /// Liveness.
     pub liveness: LivenessConfig,
+    /// History and anti-entropy; `None` keeps no history (and Plumtree's
+    /// `IHave` of recent messages is then how a new link catches up).
+    pub sync: Option<sync::Config>,
     /// Verify each broadcast envelope's signature before delivering or
     /// forwarding it. The real node always does; the simulator may skip it
     /// because its payloads are not envelopes.
@@ -78,6 +93,7 @@ impl Default for Config {
             broadcast: plumtree::Config::default(),
             size: Some(size::Config::default()),
             liveness: LivenessConfig::default(),
+            sync: Some(sync::Config::default()),
             verify_envelopes: true,
         }
     }
@@ -185,6 +201,7 @@ impl RuntimeMessage {
             Message::Admin(b) => Route::Runtime(Self::Admin(b)),
             m @ (Message::Membership(_)
             | Message::Broadcast(_)
+            | Message::Sync(_)
             | Message::Ping(_)
             | Message::Pong(_)
             | Message::Size(_)) => Route::State(m),
@@ -203,6 +220,8 @@ pub enum Timer {
     Liveness,
     /// Size-estimate exchange.
     Size,
+    /// Anti-entropy.
+    Sync(sync::Timer),
 }
 
 /// What the user learns.
@@ -232,6 +251,11 @@ pub struct Stats {
     pub dead_by_silence: u64,
     /// Envelopes refused for a bad signature.
     pub bad_envelopes: u64,
+    /// Broadcast envelopes dropped for being outside the age window.
+    pub outside_window: u64,
+    /// Broadcasts dropped because the history held them already (from
+    /// before a restart, or caught up).
+    pub known_from_history: u64,
 }
 
 /// The protocol state of one node. See the module docs.
@@ -243,6 +267,9 @@ pub struct State<R> {
     membership: hyparview::HyParView,
     broadcast: plumtree::Plumtree,
     size: Option<size::SizeEstimator>,
+    sync: Option<AntiEntropy>,
+    /// The wall clock (Unix ms) as the runtime last gave it.
+    now_ms: Option<u64>,
     /// When each neighbour was last heard from.
     last_heard: BTreeMap<NodeId, Instant>,
     ping_nonce: u64,
@@ -252,6 +279,7 @@ pub struct State<R> {
     hpv_out: VecDeque<hyparview::OutEvent>,
     tree_out: VecDeque<plumtree::OutEvent>,
     size_out: VecDeque<(NodeId, size::Message)>,
+    sync_out: VecDeque<sync::OutEvent>,
 }
 
 impl<R: Rng> State<R> {
@@ -260,11 +288,21 @@ impl<R: Rng> State<R> {
     /// so a seeded one makes the node reproducible.
     pub fn new(me: NodeId, data: Bytes, config: Config, rng: R) -> Self {
         let size = config.size.clone().map(|c| size::SizeEstimator::new(me, c));
+        let sync = config.sync.clone().map(AntiEntropy::new);
+        let mut tree_config = config.broadcast.clone();
+        if sync.is_some() {
+            // A new link catches up by anti-entropy, which covers the whole
+            // history; an `IHave` of the recent ones as well would only race
+            // it and deliver out of order.
+            tree_config.catch_up_count = 0;
+        }
         Self {
             me,
             membership: hyparview::HyParView::new(me, data, config.membership.clone()),
-            broadcast: plumtree::Plumtree::new(me, config.broadcast.clone()),
+            broadcast: plumtree::Plumtree::new(me, tree_config),
             size,
+            sync,
+            now_ms: None,
             config,
             rng,
             last_heard: BTreeMap::new(),
@@ -275,7 +313,37 @@ impl<R: Rng> State<R> {
             hpv_out: VecDeque::new(),
             tree_out: VecDeque::new(),
             size_out: VecDeque::new(),
+            sync_out: VecDeque::new(),
         }
+    }
+
+    /// Gives the wall clock (Unix ms), by which envelope ages are judged;
+    /// call it before [`State::handle`] whenever the clock may have moved.
+    /// Until it is called, ages are not judged.
+    pub fn set_wall_clock(&mut self, now_ms: u64) {
+        self.now_ms = Some(now_ms);
+    }
+
+    /// Gives back envelopes the runtime stored (verified when they were
+    /// first delivered), before the node starts: they are history again,
+    /// so none is delivered a second time. Returns how many were taken.
+    pub fn restore(&mut self, envelopes: impl IntoIterator<Item = Bytes>) -> usize {
+        let Some(sync) = &mut self.sync else {
+            return 0;
+        };
+        let now_ms = self.now_ms.unwrap_or(0);
+        envelopes
+            .into_iter()
+            .filter(|content| {
+                Meta::decode(content)
+                    .is_some_and(|meta| sync.history_mut().insert(meta, content.clone(), now_ms))
+            })
+            .count()
+    }
+
+    /// Anti-entropy and the history, if enabled.
+    pub fn sync(&self) -> Option<&AntiEntropy> {
+        self.sync.as_ref()
     }
 
     /// This node's id.
@@ -320,6 +388,10 @@ impl<R: Rng> State<R> {
                 self.out
                     .push_back(OutEvent::ScheduleTimer(size.tick_interval(), Timer::Size));
             }
+            if let Some(sync) = &mut self.sync {
+                sync.start(&mut self.sync_out);
+                self.flush_sync(now);
+            }
         }
         match event {
             InEvent::RecvMessage(from, message) => self.on_message(from, message, now),
@@ -329,7 +401,13 @@ impl<R: Rng> State<R> {
                 self.membership_input(hyparview::InEvent::PeerDisconnected(peer), now)
             }
             InEvent::LinkReplaced(peer) => {
-                self.broadcast_input(plumtree::InEvent::LinkReplaced(peer), now)
+                self.broadcast_input(plumtree::InEvent::LinkReplaced(peer), now);
+                if self.membership.active_view().contains(&peer) {
+                    if let Some(sync) = &mut self.sync {
+                        sync.on_link_up(peer, now, &mut self.sync_out);
+                    }
+                    self.flush_sync(now);
+                }
             }
         }
         self.out.drain(..)
@@ -352,17 +430,70 @@ impl<R: Rng> State<R> {
             }
             Message::Broadcast(plumtree::Message::Gossip(gossip)) => {
                 let id = MessageId::of(&gossip.content);
-                if self.config.verify_envelopes
-                    && !self.broadcast.has_seen(&id)
-                    && crate::envelope::decode_verified(&gossip.content).is_err()
-                {
-                    self.stats.bad_envelopes += 1;
-                    self.misbehaved(from, "broadcast envelope failed verification", now);
-                    return;
+                if !self.broadcast.has_seen(&id) {
+                    let signed = if self.config.verify_envelopes {
+                        match crate::envelope::decode_verified(&gossip.content) {
+                            Ok(signed) => Some(signed),
+                            Err(_) => {
+                                self.stats.bad_envelopes += 1;
+                                self.misbehaved(
+                                    from,
+                                    "broadcast envelope failed verification",
+                                    now,
+                                );
+                                return;
+                            }
+                        }
+                    } else {
+                        // Simulated payloads need not be envelopes; those
+                        // that are get a history.
+                        SignedEnvelope::decode(&gossip.content).ok()
+                    };
+                    if let (Some(sync), Some(signed)) = (&self.sync, signed) {
+                        let meta = Meta::of(&signed, &gossip.content);
+                        let history = sync.history();
+                        if self
+                            .now_ms
+                            .is_some_and(|ms| history.age(meta.time_ms, ms) != Age::Fresh)
+                        {
+                            // Neither delivered nor forwarded: past the
+                            // window, the history could not keep it once.
+                            self.stats.outside_window += 1;
+                            return;
+                        }
+                        if history.is_known(&meta) {
+                            // Held from before a restart, or caught up:
+                            // Plumtree takes it for the duplicate it is.
+                            self.stats.known_from_history += 1;
+                            self.broadcast.note_seen(id, now);
+                        }
+                    }
                 }
                 self.broadcast
                     .handle_gossip(from, gossip, id, now, &mut self.tree_out);
                 self.flush_broadcast();
+            }
+            Message::Broadcast(plumtree::Message::IHave(mut entries)) => {
+                if let Some(sync) = &self.sync {
+                    entries.retain(|e| !sync.history().contains(&e.id));
+                }
+                self.broadcast_input(
+                    plumtree::InEvent::RecvMessage(from, plumtree::Message::IHave(entries)),
+                    now,
+                )
+            }
+            Message::Sync(m) => {
+                if let Some(sync) = &mut self.sync {
+                    sync.on_message(
+                        from,
+                        m,
+                        self.config.verify_envelopes,
+                        now,
+                        self.now_ms,
+                        &mut self.sync_out,
+                    );
+                }
+                self.flush_sync(now);
             }
             Message::Broadcast(m) => {
                 self.broadcast_input(plumtree::InEvent::RecvMessage(from, m), now)
@@ -407,6 +538,12 @@ impl<R: Rng> State<R> {
                 }
             }
             Command::Broadcast(content) => {
+                if let (Some(sync), Some(meta)) = (&mut self.sync, Meta::decode(&content)) {
+                    // Our own, kept so that neighbours who missed it can
+                    // fetch it later.
+                    sync.history_mut()
+                        .insert(meta, content.clone(), self.now_ms.unwrap_or(0));
+                }
                 self.broadcast_input(plumtree::InEvent::Broadcast(content), now)
             }
             Command::UpdatePeerData(data) => {
@@ -445,6 +582,20 @@ impl<R: Rng> State<R> {
                     self.out
                         .push_back(OutEvent::ScheduleTimer(tick, Timer::Size));
                 }
+            }
+            Timer::Sync(t) => {
+                if let Some(sync) = &mut self.sync {
+                    sync.on_timer(
+                        t,
+                        self.membership.active_view().iter(),
+                        self.membership.passive_view().iter(),
+                        now,
+                        self.now_ms.unwrap_or(0),
+                        &mut self.rng,
+                        &mut self.sync_out,
+                    );
+                }
+                self.flush_sync(now);
             }
         }
     }
@@ -496,6 +647,10 @@ impl<R: Rng> State<R> {
                         &mut self.tree_out,
                     );
                     self.flush_broadcast();
+                    if let Some(sync) = &mut self.sync {
+                        sync.on_link_up(peer, now, &mut self.sync_out);
+                    }
+                    self.flush_sync(now);
                 }
                 hyparview::OutEvent::EmitEvent(hyparview::Event::NeighborDown(peer)) => {
                     self.last_heard.remove(&peer);
@@ -507,6 +662,9 @@ impl<R: Rng> State<R> {
                         &mut self.tree_out,
                     );
                     self.flush_broadcast();
+                    if let Some(sync) = &mut self.sync {
+                        sync.on_neighbor_down(&peer);
+                    }
                 }
             }
         }
@@ -527,9 +685,55 @@ impl<R: Rng> State<R> {
                     OutEvent::ScheduleTimer(delay, Timer::Broadcast(t))
                 }
                 plumtree::OutEvent::EmitEvent(plumtree::Event::Received(d)) => {
+                    if let (Some(sync), Some(meta)) = (&mut self.sync, Meta::decode(&d.content)) {
+                        sync.history_mut().insert(
+                            meta,
+                            d.content.clone(),
+                            self.now_ms.unwrap_or(0),
+                        );
+                    }
                     OutEvent::EmitEvent(Event::Received(d))
                 }
             });
+        }
+    }
+
+    fn flush_sync(&mut self, now: Instant) {
+        while let Some(out) = self.sync_out.pop_front() {
+            match out {
+                sync::OutEvent::SendMessage(to, m) => self
+                    .out
+                    .push_back(OutEvent::SendMessage(to, Message::Sync(m))),
+                sync::OutEvent::ScheduleTimer(delay, t) => self
+                    .out
+                    .push_back(OutEvent::ScheduleTimer(delay, Timer::Sync(t))),
+                sync::OutEvent::Deliver { from, id, content } => {
+                    self.broadcast.note_seen(id, now);
+                    self.out
+                        .push_back(OutEvent::EmitEvent(Event::Received(Delivered {
+                            id,
+                            content,
+                            delivered_from: from,
+                            hops: 0,
+                            caught_up: true,
+                        })));
+                }
+                sync::OutEvent::Misbehaved(peer, reason) => self.misbehaved(peer, reason, now),
+                sync::OutEvent::Learned(from) => {
+                    let active = self.membership.active_view().to_vec();
+                    if !active.contains(&from) {
+                        // A peer outside our view had what we lacked: the
+                        // overlay is in two parts. Joining through it links
+                        // them (it takes us in and walks our join on).
+                        self.membership_input(hyparview::InEvent::RequestJoin(from), now);
+                    }
+                    if let Some(sync) = &mut self.sync {
+                        for peer in active.iter().filter(|p| **p != from) {
+                            sync.start_session(*peer, now, &mut self.sync_out);
+                        }
+                    }
+                }
+            }
         }
     }
 }

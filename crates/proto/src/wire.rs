@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{hyparview, plumtree, query, seed, size};
+use crate::{hyparview, plumtree, query, seed, size, sync};
 
 /// Version of the wire protocol. The link handshake sends it in its
 /// plaintext hello and refuses a peer with another one, since under another
@@ -71,6 +71,9 @@ pub enum Message {
     /// An admin command (an encoded signed envelope, such as a shutdown)
     /// handed to a node outside the overlay: a seed.
     Admin(bytes::Bytes),
+    /// Anti-entropy: history summaries and the fills that answer them.
+    /// Appended last, so the encodings of the variants above are unchanged.
+    Sync(sync::Message),
 }
 
 /// Encodes a message.
@@ -128,6 +131,7 @@ pub fn validate(message: &Message) -> Result<(), DecodeError> {
         Message::Seed(_) => true,
         Message::Direct(d) | Message::Admin(d) => d.len() <= MAX_GOSSIP_BYTES,
         Message::Query(q) => q.check(),
+        Message::Sync(m) => m.check(),
     };
     if ok {
         Ok(())
@@ -159,5 +163,7 @@ pub fn kind(message: &Message) -> &'static str {
         Message::Direct(_) => "direct",
         Message::Query(_) => "query",
         Message::Admin(_) => "admin",
+        Message::Sync(sync::Message::Summary(_)) => "sync_summary",
+        Message::Sync(sync::Message::Fill(_)) => "sync_fill",
     }
 }

@@ -6,7 +6,10 @@
 //! - [`failure`]: reliability of the first broadcast after a fraction of the
 //!   nodes crash at once, time to heal, and reliability after healing
 //!   (HyParView paper, section 5);
-//! - [`size`]: the error of the gossip size estimate.
+//! - [`size`]: the error of the gossip size estimate;
+//! - [`catchup`]: nodes offline while messages are sent come back with
+//!   their history and catch up by anti-entropy: the share of missed
+//!   messages recovered, the time it takes, and the bytes it costs.
 //!
 //! Each report carries the invariant violations found on the way (an
 //! asymmetric link, a view over capacity, an isolated node, a message
@@ -42,6 +45,11 @@ const HEAL_STEP: Duration = Duration::from_millis(100);
 const HEAL_LIMIT: Duration = Duration::from_secs(600);
 /// Payload size of simulated broadcasts.
 const PAYLOAD: usize = 64;
+/// Virtual time between two broadcasts while nodes are offline.
+const CATCHUP_SEND_GAP: Duration = Duration::from_millis(100);
+/// Longest virtual time allowed for the returning nodes to catch up: ten
+/// anti-entropy periods.
+const CATCHUP_LIMIT: Duration = Duration::from_secs(300);
 
 /// Who sends in a broadcast experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,6 +176,132 @@ pub struct SizeReport {
     pub peak_rss_mb: f64,
     /// The seed.
     pub seed: u64,
+}
+
+/// Result of [`catchup`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchupReport {
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// Nodes taken offline.
+    pub offline: usize,
+    /// Messages broadcast while they were away.
+    pub messages: usize,
+    /// (offline node, message) pairs missed.
+    pub missed: u64,
+    /// Of those, delivered after the node came back.
+    pub recovered: u64,
+    /// `recovered / missed`.
+    pub recovered_share: f64,
+    /// Virtual seconds from the restart to the last recovery.
+    pub recover_s: f64,
+    /// Anti-entropy bytes sent network wide while the nodes caught up
+    /// (background sessions of every node included).
+    pub sync_bytes: u64,
+    /// `sync_bytes / recovered`.
+    pub bytes_per_recovered: f64,
+    /// Messages the live nodes missed (0 in a correct run).
+    pub live_missed: u64,
+    /// Invariant violations (duplicate deliveries among them).
+    pub violations: ViolationCounts,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// The catch-up experiment: build a network with anti-entropy on, take a
+/// fraction `offline` of the nodes offline (keeping their histories, as
+/// their disks would), broadcast `messages` signed envelopes from random
+/// live nodes, then restart the offline nodes (each joining through a
+/// random live node) and run until every one holds every message.
+pub fn catchup(
+    mut config: SimConfig,
+    nodes: usize,
+    offline: f64,
+    messages: usize,
+    progress: Progress<'_>,
+) -> CatchupReport {
+    let started = Instant::now();
+    let seed = config.seed;
+    if config.proto.sync.is_none() {
+        config.proto.sync = Some(gossipnet_proto::sync::Config::default());
+    }
+    let mut sim = Simulator::new(config);
+    build(&mut sim, nodes, progress);
+    let mut violations = ViolationCounts::default();
+
+    let alive = sim.alive();
+    let count = ((nodes as f64) * offline).round() as usize;
+    let down: Vec<Idx> = alive
+        .choose_multiple(sim.rng(), count.min(nodes - 1))
+        .copied()
+        .collect();
+    for i in &down {
+        sim.take_offline(*i);
+    }
+    // The overlay repairs around the departed before anything is sent, so
+    // what the live nodes miss is not counted against catch-up.
+    sim.run_for(SETTLE);
+    progress(&format!("{} nodes offline", down.len()));
+    let live = sim.alive();
+    let tags: Vec<u64> = (0..messages)
+        .map(|_| {
+            let origin = *live.choose(sim.rng()).unwrap_or(&0);
+            let tag = sim.broadcast_envelope(origin, PAYLOAD);
+            sim.run_for(CATCHUP_SEND_GAP);
+            tag
+        })
+        .collect();
+    sim.run_for(ROUND_TIME);
+    let holds = |sim: &Simulator, i: Idx, tag: u64| {
+        sim.tracked(tag)
+            .is_some_and(|t| t.origin == i || t.deliveries[i as usize] > 0)
+    };
+    let live_missed = live
+        .iter()
+        .map(|i| tags.iter().filter(|t| !holds(&sim, *i, **t)).count() as u64)
+        .sum();
+    progress(&format!(
+        "{messages} messages sent; restarting the offline nodes"
+    ));
+
+    let missed = (down.len() * tags.len()) as u64;
+    let bytes_before = sim.stats().sync_bytes;
+    let restarted_at = sim.now();
+    for i in &down {
+        let contact = *live.choose(sim.rng()).unwrap_or(&0);
+        sim.restart(*i, contact);
+    }
+    let all_back = |sim: &Simulator| down.iter().all(|i| tags.iter().all(|t| holds(sim, *i, *t)));
+    sim.run_until_cond(HEAL_STEP, CATCHUP_LIMIT, all_back);
+    let recover_s = (sim.now() - restarted_at).as_secs_f64();
+    let sync_bytes = sim.stats().sync_bytes - bytes_before;
+    let recovered = down
+        .iter()
+        .map(|i| tags.iter().filter(|t| holds(&sim, *i, **t)).count() as u64)
+        .sum::<u64>();
+    // A little longer, so a second delivery, if any, would be seen.
+    sim.run_for(ROUND_TIME);
+    violations.add(&sim.check_invariants());
+    progress(&format!(
+        "recovered {recovered}/{missed} in {recover_s:.1} s"
+    ));
+    CatchupReport {
+        nodes,
+        offline: down.len(),
+        messages,
+        missed,
+        recovered,
+        recovered_share: ratio(recovered, missed),
+        recover_s,
+        sync_bytes,
+        bytes_per_recovered: sync_bytes as f64 / recovered.max(1) as f64,
+        live_missed,
+        violations,
+        wall_s: started.elapsed().as_secs_f64(),
+        seed,
+    }
 }
 
 /// Progress callback: a short line for the user's terminal.

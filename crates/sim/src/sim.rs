@@ -18,17 +18,25 @@
 //!   other end learns the same way, and treats it as a failure only if it
 //!   still counted the closer as a neighbour (the runtime's rule);
 //! - a partition silently drops what crosses it (a cut cable, not a reset),
-//!   and liveness timeouts find the dead links.
+//!   and liveness timeouts find the dead links;
+//! - a node taken offline keeps its history, as the real node keeps it on
+//!   disk, and is given it back when it restarts.
+//!
+//! Every node's wall clock (by which envelope ages are judged) is
+//! [`SIM_EPOCH_MS`] plus the virtual time.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::hyparview::Message as HpvMessage;
 use gossipnet_proto::plumtree::Message as TreeMessage;
 use gossipnet_proto::wire::Message;
-use gossipnet_proto::{Command, Config, Event, InEvent, NodeId, OutEvent, State, Timer};
+use gossipnet_proto::{
+    Command, Config, Event, InEvent, MessageId, NodeId, OutEvent, SecretKey, State, Timer,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -57,10 +65,11 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         // Simulated payloads are tagged bytes, not signed envelopes; the
-        // size estimate runs only in its own experiment.
+        // size estimate and anti-entropy run only in their own experiments.
         let proto = Config {
             verify_envelopes: false,
             size: None,
+            sync: None,
             ..Config::default()
         };
         Self {
@@ -74,6 +83,10 @@ impl Default for SimConfig {
 
 /// Index of a node in the simulator.
 pub type Idx = u32;
+
+/// The wall clock at virtual time zero (Unix ms): any fixed value works,
+/// this one reads as a date in 2023.
+pub const SIM_EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// Per-message delivery record, for messages broadcast with [`Simulator::broadcast`].
 #[derive(Debug, Clone)]
@@ -153,6 +166,10 @@ impl Ord for Scheduled {
 
 struct SimNode {
     state: Option<State<ChaCha8Rng>>,
+    /// The history of a node taken offline, given back when it restarts.
+    kept: Vec<Bytes>,
+    /// Restarts so far, so each run's RNG differs.
+    runs: u64,
 }
 
 /// Counters over a run.
@@ -164,6 +181,8 @@ pub struct SimStats {
     pub messages: u64,
     /// Messages lost to loss or partitions.
     pub dropped: u64,
+    /// Encoded bytes of anti-entropy messages (summaries and fills) sent.
+    pub sync_bytes: u64,
 }
 
 /// The simulator. See the module docs.
@@ -184,6 +203,12 @@ pub struct Simulator {
     tracked: HashMap<u64, Tracked>,
     next_tag: u64,
     duplicate_deliveries: Vec<(u64, Idx)>,
+    /// Tags of tracked envelopes, by message id (their bytes carry no tag
+    /// up front, as the plain payloads do).
+    envelope_tags: HashMap<MessageId, u64>,
+    /// Signing keys and next sequence number of nodes that broadcast
+    /// envelopes.
+    keys: HashMap<Idx, (SecretKey, u64)>,
     out_buf: Vec<OutEvent>,
     stats: SimStats,
 }
@@ -217,6 +242,8 @@ impl Simulator {
             tracked: HashMap::new(),
             next_tag: 0,
             duplicate_deliveries: Vec::new(),
+            envelope_tags: HashMap::new(),
+            keys: HashMap::new(),
             out_buf: Vec::new(),
             stats: SimStats::default(),
         }
@@ -280,7 +307,11 @@ impl Simulator {
         let id = sim_id(self.config.seed, i);
         let rng = ChaCha8Rng::seed_from_u64(self.config.seed ^ (u64::from(i) << 20) ^ 0x9e37_79b9);
         let state = State::new(id, Bytes::new(), self.config.proto.clone(), rng);
-        self.nodes.push(SimNode { state: Some(state) });
+        self.nodes.push(SimNode {
+            state: Some(state),
+            kept: Vec::new(),
+            runs: 0,
+        });
         self.ids.push(id);
         self.index.insert(id, i);
         i
@@ -327,6 +358,80 @@ impl Simulator {
             Payload::Command(Command::Broadcast(Bytes::from(content))),
         );
         tag
+    }
+
+    /// Node `i` broadcasts a signed envelope (its origin a key of the
+    /// node's own, its sequence numbers rising by one) with a body of
+    /// `size` bytes now; returns the tag under which its deliveries are
+    /// tracked. For runs with anti-entropy, whose history is keyed by
+    /// origin and sequence.
+    pub fn broadcast_envelope(&mut self, i: Idx, size: usize) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let seed = self.config.seed;
+        let (key, seq) = self.keys.entry(i).or_insert_with(|| {
+            let mut b = [0u8; 32];
+            b[..8].copy_from_slice(&mix(seed ^ u64::from(i)).to_le_bytes());
+            b[8..16].copy_from_slice(&mix(u64::from(i)).to_le_bytes());
+            (SecretKey::from_bytes(&b), 0)
+        });
+        *seq += 1;
+        let envelope = Envelope {
+            origin: key.node_id(),
+            seq: *seq,
+            time_ms: SIM_EPOCH_MS + self.now / 1000,
+            kind: Kind::Custom(1),
+            body: Bytes::from(vec![0u8; size]),
+        };
+        let content = SignedEnvelope::sign(key, envelope)
+            .expect("the key is the origin's and the body is small")
+            .encode();
+        self.envelope_tags.insert(MessageId::of(&content), tag);
+        let n = self.nodes.len();
+        self.tracked.insert(
+            tag,
+            Tracked {
+                origin: i,
+                sent_at: self.now,
+                deliveries: vec![0; n],
+                hops: vec![0; n],
+                payload_sends: 0,
+                delivered: 0,
+            },
+        );
+        self.schedule(0, i, Payload::Command(Command::Broadcast(content)));
+        tag
+    }
+
+    /// Takes node `i` offline: like a crash, but what it holds in its
+    /// history is kept for [`Simulator::restart`], as a disk would keep it.
+    pub fn take_offline(&mut self, i: Idx) {
+        let kept = self.nodes[i as usize]
+            .state
+            .as_ref()
+            .and_then(|s| s.sync().map(|s| s.history().export()))
+            .unwrap_or_default();
+        self.crash(i);
+        self.nodes[i as usize].kept = kept;
+    }
+
+    /// Starts an offline node again, with its kept history, joining through
+    /// `contact`.
+    pub fn restart(&mut self, i: Idx, contact: Idx) {
+        let node = &mut self.nodes[i as usize];
+        if node.state.is_some() {
+            return;
+        }
+        node.runs += 1;
+        let rng = ChaCha8Rng::seed_from_u64(
+            self.config.seed ^ (u64::from(i) << 20) ^ node.runs.wrapping_mul(0x9e37_79b9),
+        );
+        let id = self.ids[i as usize];
+        let mut state = State::new(id, Bytes::new(), self.config.proto.clone(), rng);
+        state.set_wall_clock(SIM_EPOCH_MS + self.now / 1000);
+        state.restore(std::mem::take(&mut node.kept));
+        node.state = Some(state);
+        self.join(i, contact, Duration::ZERO);
     }
 
     /// The delivery record of a tracked message.
@@ -461,6 +566,7 @@ impl Simulator {
         let now = self.base + Duration::from_micros(self.now);
         let mut buf = std::mem::take(&mut self.out_buf);
         if let Some(state) = self.nodes[to as usize].state.as_mut() {
+            state.set_wall_clock(SIM_EPOCH_MS + self.now / 1000);
             buf.extend(state.handle(input, now));
         }
         for out in buf.drain(..) {
@@ -477,9 +583,13 @@ impl Simulator {
                 };
                 self.stats.messages += 1;
                 if let Message::Broadcast(TreeMessage::Gossip(g)) = &message {
-                    if let Some(t) = self.tracked.get_mut(&tag_of(&g.content)) {
+                    let tag = self.tag(&g.content);
+                    if let Some(t) = self.tracked.get_mut(&tag) {
                         t.payload_sends += 1;
                     }
+                }
+                if let Message::Sync(_) = &message {
+                    self.stats.sync_bytes += gossipnet_proto::wire::encode(&message).len() as u64;
                 }
                 if self.config.loss > 0.0 && self.rng.gen_bool(self.config.loss) {
                     self.stats.dropped += 1;
@@ -509,7 +619,7 @@ impl Simulator {
                 // which is what the runtime's one-link-per-peer rule gives.
             }
             OutEvent::EmitEvent(Event::Received(d)) => {
-                let tag = tag_of(&d.content);
+                let tag = self.tag(&d.content);
                 if let Some(t) = self.tracked.get_mut(&tag) {
                     let slot = &mut t.deliveries[from as usize];
                     *slot = slot.saturating_add(1);
@@ -525,6 +635,18 @@ impl Simulator {
             // messages, so none comes back.
             OutEvent::EmitEvent(_) | OutEvent::PeerData(..) | OutEvent::Runtime(..) => {}
         }
+    }
+
+    /// The tag of a payload: looked up for an envelope, read from the
+    /// first bytes otherwise.
+    fn tag(&self, content: &[u8]) -> u64 {
+        if self.envelope_tags.is_empty() {
+            return tag_of(content);
+        }
+        self.envelope_tags
+            .get(&MessageId::of(content))
+            .copied()
+            .unwrap_or_else(|| tag_of(content))
     }
 
     fn schedule(&mut self, delay_us: u64, to: Idx, payload: Payload) {

@@ -388,7 +388,7 @@ async fn subscriber(
 ) {
     loop {
         match events.recv().await {
-            Ok(NodeEvent::Message(m)) if m.kind == BENCH_KIND => {
+            Ok(NodeEvent::Message(m)) if m.kind == BENCH_KIND && !m.own => {
                 let at = Instant::now();
                 let record = Record::Received { node, id: m.id, at };
                 if tx.send(record).await.is_err() {

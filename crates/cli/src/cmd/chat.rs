@@ -437,17 +437,19 @@ impl People {
     }
 }
 
-/// `[hh:mm:ss] name (shortid): text` for a chat message, `None` for other
-/// kinds and bodies that do not decode.
+/// `[hh:mm:ss] name (shortid): text` for a chat message (marked `(caught
+/// up)` when it was missed while away), `None` for our own (the typed line
+/// shows it), other kinds and bodies that do not decode.
 fn message_line(m: &Received) -> Option<String> {
-    if m.kind != Kind::Chat {
+    if m.kind != Kind::Chat || m.own {
         return None;
     }
     let body = ChatBody::decode(&m.body)?;
     let name = body.name.as_deref().unwrap_or("anonymous");
     Some(format!(
-        "[{}] {name} ({}): {}",
+        "[{}] {}{name} ({}): {}",
         clock(m.time_ms),
+        if m.caught_up { "(caught up) " } else { "" },
         m.origin.short(),
         body.text
     ))
@@ -776,6 +778,8 @@ mod tests {
             kind: Kind::Chat,
             body: body.encode().into(),
             hops: 1,
+            own: false,
+            caught_up: false,
         };
         let line = message_line(&m).unwrap();
         assert!(
@@ -783,5 +787,12 @@ mod tests {
             "{line}"
         );
         assert!(line.starts_with('['));
+        let late = Received {
+            caught_up: true,
+            ..m.clone()
+        };
+        assert!(message_line(&late).unwrap().contains("] (caught up) ann"));
+        let own = Received { own: true, ..m };
+        assert_eq!(message_line(&own), None);
     }
 }

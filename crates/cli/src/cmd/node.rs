@@ -538,10 +538,11 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
         ),
         e => anyhow!(e),
     })?;
-    // Subscribed at once: a message that arrives before the printer task
-    // first runs (a peer may send the moment it reads the readiness line)
-    // must still be printed.
-    let events = node.subscribe();
+    // Every event since the node started, taken at once: what is caught up
+    // as the first links come up, and a message that arrives before the
+    // printer task first runs (a peer may send the moment it reads the
+    // readiness line), must still be printed.
+    let events = node.startup_events().unwrap_or_else(|| node.subscribe());
     let mut options = ControlOptions::new(prepared.api);
     if let Some(dir) = &data_dir {
         options = options.data_dir(dir);
@@ -675,7 +676,8 @@ async fn print_messages(mut events: Events, json: bool) {
 }
 
 fn print_message(m: &Received, json: bool) {
-    if m.kind != Kind::Chat {
+    // Our own lines were typed here; only what others said is printed.
+    if m.kind != Kind::Chat || m.own {
         return;
     }
     let Some(body) = ChatBody::decode(&m.body) else {
@@ -690,6 +692,7 @@ fn print_message(m: &Received, json: bool) {
             "seq": m.seq,
             "time": m.time_ms,
             "text": body.text,
+            "caught_up": m.caught_up,
         });
         let _ = writeln!(out, "{v}");
     } else {

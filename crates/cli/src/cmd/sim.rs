@@ -20,6 +20,22 @@ pub enum SimCommand {
     Failure(FailureArgs),
     /// Error of the gossip estimate of the network size.
     Size(SizeArgs),
+    /// Take a fraction of the nodes offline while messages are sent, then
+    /// bring them back: share of missed messages recovered by anti-entropy,
+    /// time to recover, bytes per recovered message.
+    Catchup(CatchupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatchupArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Fraction of the nodes offline while the messages are sent (0 to 1).
+    #[arg(long, default_value_t = 0.1)]
+    offline: f64,
+    /// Messages broadcast while they are away.
+    #[arg(long, default_value_t = 100)]
+    messages: usize,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +151,41 @@ pub fn run(command: SimCommand) -> Result<()> {
                     ("components", r.components_after_heal.to_string()),
                     ("isolated", r.isolated_after_heal.to_string()),
                     ("peak rss", format!("{:.1} MiB", r.peak_rss_mb)),
+                    ("wall time", format!("{:.1} s", r.wall_s)),
+                    ("seed", r.seed.to_string()),
+                    ("violations", violations_text(&r.violations)),
+                ])
+            }
+        }
+        SimCommand::Catchup(a) => {
+            if !(0.0..1.0).contains(&a.offline) {
+                bail!("--offline is the fraction of nodes away: give a number from 0 up to (not including) 1");
+            }
+            let (config, mut progress) = setup(&a.common)?;
+            let r =
+                experiments::catchup(config, a.common.nodes, a.offline, a.messages, &mut progress);
+            if a.common.json {
+                print_json(&json!({
+                    "nodes": r.nodes, "offline": r.offline, "messages": r.messages,
+                    "missed": r.missed, "recovered": r.recovered,
+                    "recovered_share": r.recovered_share, "recover_s": round1(r.recover_s),
+                    "sync_bytes": r.sync_bytes,
+                    "bytes_per_recovered": r.bytes_per_recovered.round(),
+                    "live_missed": r.live_missed, "wall_s": round1(r.wall_s),
+                    "seed": r.seed, "violations": r.violations,
+                }))
+            } else {
+                table(&[
+                    ("nodes", r.nodes.to_string()),
+                    ("offline", r.offline.to_string()),
+                    ("messages", r.messages.to_string()),
+                    ("missed", r.missed.to_string()),
+                    ("recovered", r.recovered.to_string()),
+                    ("recovered share", format!("{:.4}", r.recovered_share)),
+                    ("time to recover", format!("{:.1} s (virtual)", r.recover_s)),
+                    ("sync bytes", r.sync_bytes.to_string()),
+                    ("bytes/recovered", format!("{:.0}", r.bytes_per_recovered)),
+                    ("live missed", r.live_missed.to_string()),
                     ("wall time", format!("{:.1} s", r.wall_s)),
                     ("seed", r.seed.to_string()),
                     ("violations", violations_text(&r.violations)),

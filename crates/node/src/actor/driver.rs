@@ -75,6 +75,8 @@ impl Driver {
     /// waits.
     fn step(&mut self) -> Option<Vec<OutEvent>> {
         let input = self.inputs.pop_front()?;
+        // Envelope ages are judged by the wall clock.
+        self.state.set_wall_clock(crate::time::unix_ms());
         Some(
             self.state
                 .handle(input, Instant::now().into_std())
@@ -239,6 +241,19 @@ impl Actor {
                     return;
                 };
                 let env = signed.envelope();
+                // Every kind is kept, so that none is delivered twice after
+                // a restart and neighbours can fetch any of them; but for
+                // shutdown commands, whose record is the admin replay guard
+                // in the data dir: a replay must reach it to be refused in
+                // words rather than vanish as a duplicate.
+                if let (Some(store), false) = (&self.store, env.kind == Kind::Shutdown) {
+                    store.message(
+                        delivered.id,
+                        env.origin,
+                        env.time_ms,
+                        delivered.content.clone(),
+                    );
+                }
                 match env.kind {
                     // Relayed through the overlay: open it if it is ours.
                     Kind::Direct => self.on_direct(&delivered.content, "overlay"),
@@ -249,23 +264,13 @@ impl Actor {
                         }
                     }
                     _ => {
-                        if let Some(store) = &self.store {
-                            store.message(
-                                delivered.id,
-                                env.origin,
-                                env.time_ms,
-                                delivered.content.clone(),
-                            );
-                        }
-                        let _ = self.events.send(NodeEvent::Message(Received {
-                            id: delivered.id,
-                            origin: env.origin,
-                            seq: env.seq,
-                            time_ms: env.time_ms,
-                            kind: env.kind,
-                            body: env.body.clone(),
-                            hops: delivered.hops,
-                        }));
+                        self.emit_message(
+                            &signed,
+                            delivered.id,
+                            delivered.hops,
+                            false,
+                            delivered.caught_up,
+                        );
                     }
                 }
             }
@@ -273,6 +278,45 @@ impl Actor {
                 warn!(peer = %peer.short(), "closing link: {reason}");
             }
         }
+    }
+
+    /// Stores a message we broadcast and tells subscribers, marked as ours.
+    pub(super) fn record_delivery(
+        &mut self,
+        id: gossipnet_proto::MessageId,
+        signed: &SignedEnvelope,
+        content: &Bytes,
+        hops: u16,
+        own: bool,
+        caught_up: bool,
+    ) {
+        let env = signed.envelope();
+        if let Some(store) = &self.store {
+            store.message(id, env.origin, env.time_ms, content.clone());
+        }
+        self.emit_message(signed, id, hops, own, caught_up);
+    }
+
+    fn emit_message(
+        &self,
+        signed: &SignedEnvelope,
+        id: gossipnet_proto::MessageId,
+        hops: u16,
+        own: bool,
+        caught_up: bool,
+    ) {
+        let env = signed.envelope();
+        let _ = self.events.send(NodeEvent::Message(Received {
+            id,
+            origin: env.origin,
+            seq: env.seq,
+            time_ms: env.time_ms,
+            kind: env.kind,
+            body: env.body.clone(),
+            hops,
+            own,
+            caught_up,
+        }));
     }
 
     /// Takes a peer's published record: verified, it gives the addresses to

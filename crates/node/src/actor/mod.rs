@@ -34,6 +34,8 @@ mod links;
 mod report;
 mod seeds;
 mod shutdown;
+#[cfg(test)]
+mod sync_tests;
 mod timers;
 
 use std::net::SocketAddr;
@@ -150,9 +152,9 @@ pub(crate) enum ToActor {
         command: Bytes,
         reply: oneshot::Sender<Result<MessageId, NodeError>>,
     },
-    /// The broadcasts delivered most recently, from the store.
+    /// Stored broadcasts, from the store.
     History {
-        limit: usize,
+        query: crate::HistoryQuery,
         reply: crate::history::HistoryReply,
     },
 }
@@ -377,8 +379,8 @@ impl Actor {
                 let result = self.publish_admin(command).await;
                 let _ = reply.send(result);
             }
-            ToActor::History { limit, reply } => {
-                crate::history::answer(self.store.as_ref(), limit, reply);
+            ToActor::History { query, reply } => {
+                crate::history::answer(self.store.as_ref(), self.me, query, reply);
             }
             // Both end the loop in `run`.
             ToActor::Leave { .. } | ToActor::Crash => {}
@@ -465,6 +467,11 @@ impl Actor {
         }
         let bytes = self.local.sign_envelope(&self.config.secret, kind, body)?;
         let id = MessageId::of(&bytes);
+        // Ours goes into the history like any other (neighbours that missed
+        // it fetch it from there) and to subscribers, marked as ours.
+        if let Ok(signed) = SignedEnvelope::decode(&bytes) {
+            self.record_delivery(id, &signed, &bytes, 0, true, false);
+        }
         self.proto(InEvent::Command(Command::Broadcast(bytes)))
             .await;
         Ok(id)

@@ -74,6 +74,8 @@ impl Actor {
                 bytes_received: self.counters.bytes_received,
                 messages_sent: self.counters.messages_sent,
                 messages_received: self.counters.messages_received,
+                caught_up: self.driver.state.sync().map_or(0, |s| s.stats().caught_up),
+                history: self.driver.state.sync().map_or(0, |s| s.history().len()),
             },
             size_estimate: self.driver.state.size_estimate(),
             shutting_down: self.shutdown.pending(),

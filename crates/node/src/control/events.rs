@@ -140,7 +140,38 @@ fn event_json(event: &NodeEvent) -> Option<(&'static str, Value)> {
     })
 }
 
-fn message_json(m: &Received) -> Value {
+/// `/api/history?since=MS&from=ID&limit=N`: the stored broadcasts that
+/// match, oldest first, the newest `limit` (default 50, at most
+/// [`crate::MAX_HISTORY_QUERY`]), each as a `message` event's data.
+pub(super) async fn history(
+    State(state): State<Arc<ApiState>>,
+    Query(q): Query<HistoryParams>,
+) -> Result<Json<Value>, super::routes::ApiError> {
+    let query = crate::HistoryQuery {
+        since_ms: q.since,
+        from: q.from,
+        limit: q.limit.unwrap_or(DEFAULT_MESSAGES),
+    };
+    let stored = state
+        .node
+        .history_query(query)
+        .await
+        .map_err(super::routes::unavailable)?;
+    Ok(Json(Value::Array(
+        stored.iter().map(message_json).collect(),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HistoryParams {
+    since: Option<u64>,
+    from: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A delivered message as the API shows it (the data of a `message` event,
+/// an entry of `/api/messages` and `/api/history`).
+pub fn message_json(m: &Received) -> Value {
     let chat = (m.kind == Kind::Chat)
         .then(|| ChatBody::decode(&m.body))
         .flatten();
@@ -157,7 +188,10 @@ fn message_json(m: &Received) -> Value {
         "text": chat.map(|c| c.text),
         "time": m.time_ms,
         "hops": m.hops,
+        "seq": m.seq,
         "kind": kind,
+        "own": m.own,
+        "caught_up": m.caught_up,
     })
 }
 
@@ -213,6 +247,8 @@ mod tests {
             kind: Kind::Custom(9),
             body: bytes::Bytes::new(),
             hops: 0,
+            own: false,
+            caught_up: false,
         }
     }
 

@@ -33,6 +33,7 @@
 mod auth;
 mod dashboard;
 mod events;
+pub use events::message_json;
 mod metrics;
 mod network;
 mod routes;

@@ -53,6 +53,7 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/status", get(status))
         .route("/api/peers", get(peers))
         .route("/api/messages", get(events::messages))
+        .route("/api/history", get(events::history))
         .route("/api/send", post(send))
         .route("/api/dm", post(dm))
         .route("/api/leave", post(leave))

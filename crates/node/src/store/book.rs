@@ -64,6 +64,8 @@ pub struct AddressBook {
     new_addresses: u32,
     /// New messages since the last prune of the history.
     pub(super) new_messages: u32,
+    /// The history's bounds.
+    pub(super) retention: super::Retention,
 }
 
 impl AddressBook {
@@ -98,6 +100,7 @@ impl AddressBook {
             new_peers: 0,
             new_addresses: 0,
             new_messages: 0,
+            retention: super::Retention::default(),
         };
         // The counters restart at zero, so trim now: restarts must not let
         // the tables creep past their bounds.

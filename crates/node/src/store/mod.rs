@@ -7,8 +7,9 @@
 //! a key. `gossipnet.db` is the [`AddressBook`]: the signed records of peers
 //! met before, with when each was last seen and how often dialling it failed
 //! since, the plain addresses given on the command line or found on the LAN,
-//! and the last [`MAX_HISTORY`] broadcast envelopes, for `history` and for
-//! catch-up after a restart. Every table is bounded, so a node that runs for
+//! and the message history (every broadcast envelope of the retention
+//! window, see [`Retention`]), for `history` and for catch-up after a
+//! restart. Every table is bounded, so a node that runs for
 //! years, or that strangers feed records, keeps a database of a known size.
 //!
 //! The database is synchronous and so must stay off the async runtime:
@@ -49,6 +50,7 @@ mod tests;
 
 pub use book::{AddressBook, Candidate};
 pub use datadir::{data_root, default_data_dir, write_private, DataDir};
+pub use history::{HistoryFilter, Retention};
 
 /// File name of the identity key inside the data dir.
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -66,9 +68,10 @@ pub const MAX_PEERS: usize = 10_000;
 /// LAN from growing the table.
 pub const MAX_ADDRESSES: usize = 1_000;
 
-/// Most broadcast envelopes kept for `history` and catch-up: at most 64 KiB
-/// each, though chat lines are a few hundred bytes.
-pub const MAX_HISTORY: usize = 10_000;
+/// Most broadcast envelopes kept for `history` and catch-up, unless the
+/// node's [`Retention`] says otherwise: the protocol's default, 100,000
+/// (chat lines are a few hundred bytes; the byte bound caps larger ones).
+pub const MAX_HISTORY: usize = 100_000;
 
 /// Failures in a row (with no success between) after which a peer is only
 /// offered as a candidate when nothing else is left: several backoff rounds
@@ -167,7 +170,11 @@ enum Command {
         envelope: Bytes,
     },
     Candidates(usize, oneshot::Sender<Result<Vec<Candidate>, StoreError>>),
-    RecentMessages(usize, oneshot::Sender<Result<Vec<Vec<u8>>, StoreError>>),
+    History(
+        HistoryFilter,
+        usize,
+        oneshot::Sender<Result<Vec<Vec<u8>>, StoreError>>,
+    ),
     Close(oneshot::Sender<()>),
 }
 
@@ -182,8 +189,18 @@ pub struct Store {
 
 impl Store {
     /// Opens the database in `dir` and starts the store thread on it.
+    #[cfg(test)]
     pub fn open(dir: &DataDir) -> Result<StoreHandle, StoreError> {
         Self::spawn(AddressBook::open_in(dir)?)
+    }
+
+    /// Opens the database in `dir` with the history bounded by
+    /// `retention` (trimmed to it at once) and starts the store thread.
+    pub fn open_with(dir: &DataDir, retention: Retention) -> Result<StoreHandle, StoreError> {
+        let mut book = AddressBook::open_in(dir)?;
+        book.set_retention(retention);
+        book.prune_history()?;
+        Self::spawn(book)
     }
 
     /// Starts the store thread on `book`. The thread runs until
@@ -254,8 +271,8 @@ impl Store {
                 let _ = reply.send(book.candidates(limit));
                 Ok(())
             }
-            Command::RecentMessages(limit, reply) => {
-                let _ = reply.send(book.recent_messages(limit));
+            Command::History(filter, limit, reply) => {
+                let _ = reply.send(book.query_history(&filter, limit));
                 Ok(())
             }
             Command::Close(_) => unreachable!("run handles Close"),
@@ -326,9 +343,19 @@ impl StoreHandle {
     }
 
     /// Up to `limit` envelopes from the history, newest first (at most
-    /// [`MAX_HISTORY`]).
+    /// the retention's count).
+    #[cfg(test)]
     pub async fn recent_messages(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.query(|reply| Command::RecentMessages(limit, reply))
+        self.query_history(HistoryFilter::default(), limit).await
+    }
+
+    /// Up to `limit` envelopes that pass `filter`, newest first.
+    pub async fn query_history(
+        &self,
+        filter: HistoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.query(|reply| Command::History(filter, limit, reply))
             .await?
     }
 

@@ -41,6 +41,12 @@ const MIGRATIONS: &[&str] = &[
         time_ms  INTEGER NOT NULL,
         envelope BLOB NOT NULL
     );",
+    // Version 2: the history is indexed by origin and sequence number (for
+    // catch-up and `history --from`) and by time (for the age window).
+    // Rows from version 1 keep a NULL sequence; they age out.
+    "ALTER TABLE messages ADD COLUMN origin_seq INTEGER;
+    CREATE INDEX messages_by_origin ON messages (origin, origin_seq);
+    CREATE INDEX messages_by_time ON messages (time_ms);",
 ];
 
 /// The schema version this build writes.

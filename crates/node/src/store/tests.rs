@@ -11,8 +11,8 @@ use gossipnet_proto::record::{NodeRecord, SignedRecord};
 use gossipnet_proto::{MessageId, NodeId, SecretKey};
 
 use super::{
-    write_private, AddressBook, DataDir, Store, StoreError, MAX_FAILURES, MAX_HISTORY, PRUNE_EVERY,
-    STORE_CHANNEL_CAPACITY,
+    write_private, AddressBook, DataDir, HistoryFilter, Retention, Store, StoreError, MAX_FAILURES,
+    PRUNE_EVERY, STORE_CHANNEL_CAPACITY,
 };
 
 fn key(seed: u8) -> SecretKey {
@@ -332,8 +332,15 @@ fn prune_keeps_the_best_peers() {
 
 #[test]
 fn history_is_bounded_and_newest_first() {
+    // A small bound, so the test writes a few thousand rows, not 100,000.
+    const MAX_HISTORY: usize = 1_000;
+    let retention = Retention {
+        max_messages: MAX_HISTORY,
+        ..Retention::default()
+    };
     let tmp = tempfile::tempdir().unwrap();
     let mut book = open_book(tmp.path());
+    book.set_retention(retention);
     let total = MAX_HISTORY + 3 * PRUNE_EVERY as usize + 7;
     let bound = MAX_HISTORY + PRUNE_EVERY as usize;
     let body = |n: usize| n.to_be_bytes().to_vec();
@@ -357,9 +364,58 @@ fn history_is_bounded_and_newest_first() {
     assert_eq!(all.len(), MAX_HISTORY);
     book.close().unwrap();
 
-    // Reopening trims to the bound itself.
-    let book = open_book(tmp.path());
+    // Reopening with the bound trims to it.
+    let mut book = open_book(tmp.path());
+    book.set_retention(retention);
+    book.prune_history().unwrap();
     assert_eq!(book.history_len().unwrap(), MAX_HISTORY);
+}
+
+#[test]
+fn history_drops_what_is_past_the_age_window_or_over_the_byte_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut book = open_book(tmp.path());
+    let now = crate::time::unix_ms();
+    let hour = 3_600_000;
+    for (n, time_ms) in [(1u8, now - 30 * hour), (2, now - hour), (3, now)] {
+        let bytes = vec![n; 100];
+        book.save_message(MessageId::of(&bytes), id(n), time_ms, &bytes)
+            .unwrap();
+    }
+    book.set_retention(Retention {
+        max_age_ms: Some(24 * hour),
+        max_messages: 10,
+        max_bytes: 150,
+    });
+    book.prune_history().unwrap();
+    // Message 1 is too old, and of 2 and 3 only the newest fits 150 bytes.
+    assert_eq!(book.recent_messages(10).unwrap(), vec![vec![3u8; 100]]);
+}
+
+#[test]
+fn history_reads_filter_by_time_and_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut book = open_book(tmp.path());
+    for (n, time_ms) in [(1u8, 100), (2, 200), (1, 300)] {
+        let bytes = vec![n, time_ms as u8];
+        book.save_message(MessageId::of(&bytes), id(n), time_ms, &bytes)
+            .unwrap();
+    }
+    let filter = |since_ms, from: Option<String>| HistoryFilter {
+        since_ms,
+        from,
+        all_kinds: false,
+    };
+    let one = id(1).to_string()[..8].to_string();
+    assert_eq!(
+        book.query_history(&filter(None, Some(one)), 10).unwrap(),
+        vec![vec![1u8, 44], vec![1u8, 100]]
+    );
+    assert_eq!(
+        book.query_history(&filter(Some(200), None), 10).unwrap(),
+        vec![vec![1u8, 44], vec![2u8, 200]]
+    );
+    assert_eq!(book.query_history(&filter(None, None), 1).unwrap().len(), 1);
 }
 
 #[tokio::test]

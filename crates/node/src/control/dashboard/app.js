@@ -228,11 +228,14 @@
     if (m.origin && m.name) names.set(m.origin, m.name);
     const chat = typeof m.text === 'string';
     const li = el('li', direct ? 'direct' : chat ? '' : 'quiet');
+    if (m.own) li.classList.add('own');
+    if (m.caught_up) li.classList.add('caught-up');
     if (m.id != null) li.dataset.id = String(m.id);
     const from = el('span', 'who');
     from.append(who(m.origin, m.name));
     li.append(el('span', 'time', clock(m.time)), from,
       el('span', 'text', chat ? m.text : `(${m.kind || 'message'})`));
+    if (m.caught_up) li.title = 'caught up: missed while away, fetched from a neighbour';
     push(li);
   }
 
@@ -314,13 +317,13 @@
     error.hidden = true;
     try {
       const body = { text };
-      const r = await api('/api/send', {
+      await api('/api/send', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
       });
       input.value = '';
-      addMessage({ id: r && r.id, origin: me.id, name: me.name, text, time: Date.now() }, false);
+      // Our own line comes back on the event stream, marked as ours.
     } catch (err) {
       error.textContent = `not sent: ${err.message}`;
       error.hidden = false;
