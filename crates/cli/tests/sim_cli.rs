@@ -1,8 +1,8 @@
 //! Runs the built `gossipnet` binary's `sim` subcommands as a user would:
-//! `sim broadcast`, `sim failure` and `sim size` with `--json -q` print one
-//! JSON object with the documented keys and figures a correct protocol
-//! gives (full delivery, one component after healing, a size estimate
-//! within 10%); the same seed prints the same figures; and a bad flag value
+//! `sim broadcast`, `sim failure`, `sim size` and `sim stream` with
+//! `--json -q` print one JSON object with the documented keys and figures a
+//! correct protocol gives (full delivery, one component after healing, a
+//! size estimate within 10%, delivery times in order); the same seed prints the same figures; and a bad flag value
 //! exits non-zero with a message on stderr and nothing on stdout.
 
 use std::process::{Command, Output};
@@ -125,6 +125,50 @@ fn sim_size_estimates_within_ten_percent() {
 }
 
 #[test]
+fn sim_stream_reports_delivery_times_and_copies() {
+    let args = [
+        "sim",
+        "stream",
+        "--nodes",
+        "60",
+        "--rate",
+        "20",
+        "--messages",
+        "40",
+        "--latency-ms",
+        "10..50",
+        "--seed",
+        "3",
+        "--json",
+        "-q",
+    ];
+    let v = json(&args);
+    has_keys(
+        &v,
+        &[
+            "nodes",
+            "rate",
+            "delivery",
+            "p50_ms",
+            "p99_ms",
+            "duplicates",
+            "rmr",
+            "eager_components_max",
+            "grafts",
+        ],
+    );
+    assert_eq!(v["nodes"], 60);
+    assert_eq!(num(&v, "delivery"), 1.0, "{v}");
+    let (p50, p99) = (num(&v, "p50_ms"), num(&v, "p99_ms"));
+    // One hop takes at least the lowest link latency.
+    assert!(10.0 <= p50 && p50 <= p99, "{v}");
+    let duplicates = num(&v, "duplicates");
+    assert!((0.0..1.0).contains(&duplicates), "{v}");
+    assert!(num(&v, "eager_components_max") >= 1.0, "{v}");
+    assert_eq!(json(&args), v, "same seed, other figures");
+}
+
+#[test]
 fn bad_flag_values_exit_non_zero_with_a_message() {
     for args in [
         &[
@@ -142,6 +186,7 @@ fn bad_flag_values_exit_non_zero_with_a_message() {
         ][..],
         &["sim", "broadcast", "--nodes", "50", "--loss", "1.5", "-q"][..],
         &["sim", "broadcast", "--nodes", "lots"][..],
+        &["sim", "stream", "--nodes", "50", "--rate", "0", "-q"][..],
     ] {
         let out = gossipnet(args);
         assert!(!out.status.success(), "{args:?} succeeded");

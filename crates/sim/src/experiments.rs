@@ -9,7 +9,11 @@
 //! - [`size`]: the error of the gossip size estimate;
 //! - [`catchup`]: nodes offline while messages are sent come back with
 //!   their history and catch up by anti-entropy: the share of missed
-//!   messages recovered, the time it takes, and the bytes it costs.
+//!   messages recovered, the time it takes, and the bytes it costs;
+//! - [`stream`]: a steady stream of broadcasts from random origins, which
+//!   overlap in flight as in a real chat or feed: delivery times, the share
+//!   of full copies that were duplicates, and whether the eager graph stays
+//!   one tree (Plumtree's tree under concurrent origins).
 //!
 //! Each report carries the invariant violations found on the way (an
 //! asymmetric link, a view over capacity, an isolated node, a message
@@ -50,6 +54,15 @@ const CATCHUP_SEND_GAP: Duration = Duration::from_millis(100);
 /// Longest virtual time allowed for the returning nodes to catch up: ten
 /// anti-entropy periods.
 const CATCHUP_LIMIT: Duration = Duration::from_secs(300);
+/// Virtual time a stream is given after its last broadcast: every delivery,
+/// graft and lazy batch of the last messages is over well within it.
+const STREAM_DRAIN: Duration = Duration::from_secs(5);
+/// How often the eager graph is sampled during a stream: often enough to
+/// catch a split that a graft repairs within a few hundred milliseconds.
+const EAGER_SAMPLE: Duration = Duration::from_millis(100);
+/// Start of a stream left out of the eager-graph samples: the first
+/// messages flood and prune the all-eager start into a tree.
+const STREAM_WARMUP: Duration = Duration::from_secs(2);
 
 /// Who sends in a broadcast experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -304,6 +317,40 @@ pub fn catchup(
     }
 }
 
+/// Result of [`stream`].
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// Nodes in the network.
+    pub nodes: usize,
+    /// Broadcasts per virtual second.
+    pub rate: f64,
+    /// Broadcasts sent.
+    pub messages: usize,
+    /// Share of (message, live node other than the origin) pairs delivered.
+    pub delivery: f64,
+    /// Median delivery time, broadcast to first delivery, over all
+    /// deliveries (virtual milliseconds).
+    pub p50_ms: f64,
+    /// 99th percentile of the delivery times (virtual milliseconds).
+    pub p99_ms: f64,
+    /// Share of full copies sent that reached a node which already had the
+    /// message.
+    pub duplicates: f64,
+    /// Relative message redundancy over the whole stream.
+    pub rmr: f64,
+    /// Most components of the eager graph in any sample after the warm-up
+    /// (1: the eager links are one connected graph).
+    pub eager_components_max: usize,
+    /// Grafts sent during the stream, network wide.
+    pub grafts: u64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Invariant violations found (after the build and at the end).
+    pub violations: ViolationCounts,
+}
+
 /// Progress callback: a short line for the user's terminal.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
@@ -404,6 +451,101 @@ pub fn broadcast(
         seed,
         violations,
     }
+}
+
+/// The streaming experiment: on a settled overlay, a random live node
+/// broadcasts every `1 / rate` virtual seconds, `messages` times, so that
+/// messages of many origins are in flight at once. See [`StreamReport`].
+pub fn stream(
+    config: SimConfig,
+    nodes: usize,
+    rate: f64,
+    messages: usize,
+    progress: Progress<'_>,
+) -> StreamReport {
+    let started = Instant::now();
+    let seed = config.seed;
+    let mut sim = Simulator::new(config);
+    build(&mut sim, nodes, progress);
+    let mut violations = ViolationCounts::default();
+    violations.add(&sim.check_invariants());
+    let grafts_before = total_grafts(&sim);
+
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+    let stream_start = sim.now();
+    let mut next_sample = stream_start + STREAM_WARMUP;
+    let mut eager_components_max = 0;
+    let mut tags = Vec::with_capacity(messages);
+    let report_every = (messages / 10).max(1);
+    let total = interval * messages as u32 + STREAM_DRAIN;
+    for k in 0..messages {
+        let origin = *sim.alive().choose(sim.rng()).unwrap_or(&0);
+        tags.push(sim.broadcast(origin, PAYLOAD));
+        let until = stream_start + interval * (k as u32 + 1);
+        while next_sample <= until {
+            sim.run_until(next_sample);
+            eager_components_max = eager_components_max.max(sim.eager_components());
+            next_sample += EAGER_SAMPLE;
+        }
+        sim.run_until(until);
+        if (k + 1) % report_every == 0 {
+            progress(&format!(
+                "sent {}/{messages}; eager components at most {eager_components_max}",
+                k + 1
+            ));
+        }
+    }
+    sim.run_until(stream_start + total);
+
+    let alive = sim.alive();
+    let (mut expected, mut delivered, mut sends) = (0u64, 0u64, 0u64);
+    let mut delays = Vec::new();
+    for tag in tags {
+        let Some(t) = sim.untrack(tag) else { continue };
+        expected += alive.iter().filter(|i| **i != t.origin).count() as u64;
+        delivered += t.delivered;
+        sends += t.payload_sends;
+        delays.extend(t.delays_us);
+    }
+    delays.sort_unstable();
+    let receivers = alive.len().saturating_sub(1) as f64 * messages as f64;
+    violations.add(&sim.check_invariants());
+    StreamReport {
+        nodes,
+        rate,
+        messages,
+        delivery: ratio(delivered, expected),
+        p50_ms: percentile_ms(&delays, 0.50),
+        p99_ms: percentile_ms(&delays, 0.99),
+        duplicates: ratio(sends.saturating_sub(delivered), sends.max(1)),
+        rmr: if receivers > 0.0 {
+            sends as f64 / receivers - 1.0
+        } else {
+            0.0
+        },
+        eager_components_max,
+        grafts: total_grafts(&sim) - grafts_before,
+        wall_s: started.elapsed().as_secs_f64(),
+        seed,
+        violations,
+    }
+}
+
+fn total_grafts(sim: &Simulator) -> u64 {
+    sim.alive()
+        .iter()
+        .filter_map(|i| sim.state(*i))
+        .map(|s| s.broadcast().stats().grafts_sent)
+        .sum()
+}
+
+/// The `q` quantile of sorted microsecond delays, in milliseconds.
+fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted_us.len() - 1) as f64 * q).round() as usize;
+    sorted_us[rank.min(sorted_us.len() - 1)] as f64 / 1000.0
 }
 
 /// Whether every live node has an active view at its repair floor (full, or

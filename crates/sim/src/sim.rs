@@ -103,6 +103,9 @@ pub struct Tracked {
     pub payload_sends: u64,
     /// Nodes that delivered it.
     pub delivered: u64,
+    /// Virtual microseconds from the broadcast to each first delivery, in
+    /// the order they happened.
+    pub delays_us: Vec<u64>,
 }
 
 /// Problems the invariant checks find.
@@ -350,6 +353,7 @@ impl Simulator {
                 hops: vec![0; n],
                 payload_sends: 0,
                 delivered: 0,
+                delays_us: Vec::new(),
             },
         );
         self.schedule(
@@ -397,6 +401,7 @@ impl Simulator {
                 hops: vec![0; n],
                 payload_sends: 0,
                 delivered: 0,
+                delays_us: Vec::new(),
             },
         );
         self.schedule(0, i, Payload::Command(Command::Broadcast(content)));
@@ -626,6 +631,7 @@ impl Simulator {
                     if *slot == 1 {
                         t.hops[from as usize] = d.hops;
                         t.delivered += 1;
+                        t.delays_us.push(self.now - t.sent_at);
                     } else {
                         self.duplicate_deliveries.push((tag, from));
                     }
@@ -717,13 +723,6 @@ impl Simulator {
     pub fn components(&self) -> usize {
         let n = self.nodes.len();
         let mut parent: Vec<Idx> = (0..n as Idx).collect();
-        fn find(parent: &mut [Idx], mut x: Idx) -> Idx {
-            while parent[x as usize] != x {
-                parent[x as usize] = parent[parent[x as usize] as usize];
-                x = parent[x as usize];
-            }
-            x
-        }
         for i in 0..n as Idx {
             let Some(state) = self.state(i) else { continue };
             for peer in state.membership().active_view() {
@@ -731,21 +730,61 @@ impl Simulator {
                     continue;
                 };
                 if self.is_alive(p) {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, p));
-                    if a != b {
-                        parent[a as usize] = b;
-                    }
+                    union(&mut parent, i, p);
                 }
             }
         }
-        let mut roots = std::collections::BTreeSet::new();
+        roots(&mut parent, (0..n as Idx).filter(|i| self.is_alive(*i)))
+    }
+
+    /// Connected components of the running nodes over the broadcast's eager
+    /// links: a link counts when both ends push to each other in full, the
+    /// only kind that carries a message either way. One component means a
+    /// message from any origin reaches every node without a graft.
+    pub fn eager_components(&self) -> usize {
+        let n = self.nodes.len();
+        let mut parent: Vec<Idx> = (0..n as Idx).collect();
         for i in 0..n as Idx {
-            if self.is_alive(i) {
-                roots.insert(find(&mut parent, i));
+            let Some(state) = self.state(i) else { continue };
+            let me = self.ids[i as usize];
+            for peer in state.broadcast().eager_peers() {
+                let Some(p) = self.index_of(peer) else {
+                    continue;
+                };
+                let both = self
+                    .state(p)
+                    .is_some_and(|s| s.broadcast().eager_peers().any(|q| *q == me));
+                if both {
+                    union(&mut parent, i, p);
+                }
             }
         }
-        roots.len()
+        roots(&mut parent, (0..n as Idx).filter(|i| self.is_alive(*i)))
     }
+}
+
+fn find(parent: &mut [Idx], mut x: Idx) -> Idx {
+    while parent[x as usize] != x {
+        parent[x as usize] = parent[parent[x as usize] as usize];
+        x = parent[x as usize];
+    }
+    x
+}
+
+fn union(parent: &mut [Idx], a: Idx, b: Idx) {
+    let (a, b) = (find(parent, a), find(parent, b));
+    if a != b {
+        parent[a as usize] = b;
+    }
+}
+
+/// Number of distinct components among `members`.
+fn roots(parent: &mut [Idx], members: impl Iterator<Item = Idx>) -> usize {
+    let mut roots = std::collections::BTreeSet::new();
+    for i in members {
+        roots.insert(find(parent, i));
+    }
+    roots.len()
 }
 
 /// Whether a message can change an active view (joins, neighbour requests

@@ -20,6 +20,10 @@ pub enum SimCommand {
     Failure(FailureArgs),
     /// Error of the gossip estimate of the network size.
     Size(SizeArgs),
+    /// A steady stream of broadcasts from random origins, overlapping in
+    /// flight: delivery times, duplicate copies, and whether the eager
+    /// graph stays one tree.
+    Stream(StreamArgs),
     /// Take a fraction of the nodes offline while messages are sent, then
     /// bring them back: share of missed messages recovered by anti-entropy,
     /// time to recover, bytes per recovered message.
@@ -81,6 +85,18 @@ pub struct FailureArgs {
     /// Fraction of the nodes that crash at once (0 to 1).
     #[arg(long, default_value_t = 0.5)]
     fail: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Broadcasts per virtual second, each from a random live node.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Broadcasts in the stream.
+    #[arg(long, default_value_t = 400)]
+    messages: usize,
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +202,47 @@ pub fn run(command: SimCommand) -> Result<()> {
                     ("sync bytes", r.sync_bytes.to_string()),
                     ("bytes/recovered", format!("{:.0}", r.bytes_per_recovered)),
                     ("live missed", r.live_missed.to_string()),
+                    ("wall time", format!("{:.1} s", r.wall_s)),
+                    ("seed", r.seed.to_string()),
+                    ("violations", violations_text(&r.violations)),
+                ])
+            }
+        }
+        SimCommand::Stream(a) => {
+            if !(a.rate > 0.0 && a.rate <= 100_000.0) {
+                bail!("--rate is broadcasts per second: give a number above 0 (at most 100000)");
+            }
+            if a.messages == 0 {
+                bail!("--messages must be at least 1");
+            }
+            let (config, mut progress) = setup(&a.common)?;
+            let r = experiments::stream(config, a.common.nodes, a.rate, a.messages, &mut progress);
+            if a.common.json {
+                print_json(&json!({
+                    "nodes": r.nodes, "rate": r.rate, "messages": r.messages,
+                    "delivery": r.delivery, "p50_ms": round1(r.p50_ms), "p99_ms": round1(r.p99_ms),
+                    "duplicates": r.duplicates, "rmr": r.rmr,
+                    "eager_components_max": r.eager_components_max, "grafts": r.grafts,
+                    "wall_s": round1(r.wall_s), "seed": r.seed, "violations": r.violations,
+                }))
+            } else {
+                table(&[
+                    ("nodes", r.nodes.to_string()),
+                    ("rate", format!("{} msg/s", r.rate)),
+                    ("messages", r.messages.to_string()),
+                    ("delivery", format!("{:.4}", r.delivery)),
+                    ("p50", format!("{:.1} ms (virtual)", r.p50_ms)),
+                    ("p99", format!("{:.1} ms (virtual)", r.p99_ms)),
+                    (
+                        "duplicates",
+                        format!("{:.2}% of full copies", r.duplicates * 100.0),
+                    ),
+                    ("rmr", format!("{:.4}", r.rmr)),
+                    (
+                        "eager components",
+                        format!("{} at most", r.eager_components_max),
+                    ),
+                    ("grafts", r.grafts.to_string()),
                     ("wall time", format!("{:.1} s", r.wall_s)),
                     ("seed", r.seed.to_string()),
                     ("violations", violations_text(&r.violations)),
