@@ -221,7 +221,8 @@ pub fn run(command: SimCommand) -> Result<()> {
                 print_json(&json!({
                     "nodes": r.nodes, "rate": r.rate, "messages": r.messages,
                     "delivery": r.delivery, "p50_ms": round1(r.p50_ms), "p99_ms": round1(r.p99_ms),
-                    "duplicates": r.duplicates, "rmr": r.rmr,
+                    "duplicates": r.duplicates,
+                    "duplicates_after_warmup": r.duplicates_after_warmup, "rmr": r.rmr,
                     "eager_components_max": r.eager_components_max, "grafts": r.grafts,
                     "wall_s": round1(r.wall_s), "seed": r.seed, "violations": r.violations,
                 }))
@@ -236,6 +237,10 @@ pub fn run(command: SimCommand) -> Result<()> {
                     (
                         "duplicates",
                         format!("{:.2}% of full copies", r.duplicates * 100.0),
+                    ),
+                    (
+                        "after warm-up",
+                        format!("{:.2}% of full copies", r.duplicates_after_warmup * 100.0),
                     ),
                     ("rmr", format!("{:.4}", r.rmr)),
                     (
