@@ -51,8 +51,8 @@ pub struct Common {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// One-way link latency in milliseconds: a fixed value ("20") or a range
-    /// drawn once per link ("10-50").
-    #[arg(long, default_value = "10-50")]
+    /// drawn once per link ("10-50" or "10..50").
+    #[arg(long, visible_alias = "latency-ms", default_value = "10-50")]
     latency: String,
     /// Probability that a message is lost (0 to 1).
     #[arg(long, default_value_t = 0.0)]
@@ -306,14 +306,14 @@ fn setup(c: &Common) -> Result<(SimConfig, impl FnMut(&str))> {
 fn parse_latency(text: &str) -> Result<Latency> {
     let ms = |s: &str| -> Result<Duration> {
         let v: f64 = s.trim().parse().with_context(|| {
-            format!("latency '{text}' is not milliseconds: use e.g. 20 or 10-50")
+            format!("latency '{text}' is not milliseconds: use e.g. 20, 10-50 or 10..50")
         })?;
         if !(0.0..=60_000.0).contains(&v) {
             bail!("latency {v} ms is out of range (0 to 60000)");
         }
         Ok(Duration::from_secs_f64(v / 1000.0))
     };
-    match text.split_once('-') {
+    match text.split_once("..").or_else(|| text.split_once('-')) {
         Some((lo, hi)) => {
             let (lo, hi) = (ms(lo)?, ms(hi)?);
             if hi < lo {
