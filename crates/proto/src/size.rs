@@ -154,9 +154,9 @@ impl SizeEstimator {
     }
 
     /// Merges a neighbour's sketch. A malformed or impossible one is
-    /// ignored (a register past [`MAX_RANK`], an epoch past [`MAX_EPOCH`]),
-    /// and so is one from the past; an established node follows one at most
-    /// [`MAX_EPOCH_LEAD`] epochs ahead.
+    /// ignored (a register past the highest rank a hash can give, an epoch
+    /// past 2^40), and so is one from the past; a node that has merged a
+    /// sketch before follows one at most two epochs ahead.
     pub fn on_message(&mut self, message: Message) {
         if message.registers.len() != REGISTERS
             || message.epoch < self.epoch
