@@ -343,6 +343,18 @@ impl Simulator {
         let mut content = vec![0u8; size.max(16)];
         content[..8].copy_from_slice(&tag.to_le_bytes());
         content[8..12].copy_from_slice(&i.to_le_bytes());
+        self.track(tag, i);
+        self.schedule(
+            0,
+            i,
+            Payload::Command(Command::Broadcast(Bytes::from(content))),
+        );
+        tag
+    }
+
+    /// Starts tracking the deliveries of broadcast `tag` from node `i`, sent
+    /// now.
+    fn track(&mut self, tag: u64, i: Idx) {
         let n = self.nodes.len();
         self.tracked.insert(
             tag,
@@ -356,12 +368,6 @@ impl Simulator {
                 delays_us: Vec::new(),
             },
         );
-        self.schedule(
-            0,
-            i,
-            Payload::Command(Command::Broadcast(Bytes::from(content))),
-        );
-        tag
     }
 
     /// Node `i` broadcasts a signed envelope (its origin a key of the
@@ -391,19 +397,7 @@ impl Simulator {
             .expect("the key is the origin's and the body is small")
             .encode();
         self.envelope_tags.insert(MessageId::of(&content), tag);
-        let n = self.nodes.len();
-        self.tracked.insert(
-            tag,
-            Tracked {
-                origin: i,
-                sent_at: self.now,
-                deliveries: vec![0; n],
-                hops: vec![0; n],
-                payload_sends: 0,
-                delivered: 0,
-                delays_us: Vec::new(),
-            },
-        );
+        self.track(tag, i);
         self.schedule(0, i, Payload::Command(Command::Broadcast(content)));
         tag
     }

@@ -200,6 +200,8 @@ fn split_positional(args: &[String], port_flag: Option<u16>) -> Result<(Option<u
         if let Ok(p) = first.parse::<u16>() {
             port = Some(p);
             rest = &args[1..];
+        } else if first.parse::<u64>().is_ok() {
+            usage_bail!("'{first}' is not a port: ports go from 0 to 65535");
         }
     }
     for arg in rest {
@@ -215,9 +217,6 @@ fn split_positional(args: &[String], port_flag: Option<u16>) -> Result<(Option<u
                 "'{arg}' looks like a port, but the port is already given ({given}); \
                  a peer is HOST:PORT, for example 127.0.0.1:{arg}"
             );
-        }
-        if port_flag.is_none() && rest.len() == args.len() && arg.parse::<u64>().is_ok() {
-            usage_bail!("'{arg}' is not a port: ports go from 0 to 65535");
         }
         usage_bail!(
             "'{arg}' is neither a port nor a peer HOST:PORT; \
@@ -576,7 +575,7 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
     if chat_mode {
         let intro = chat::Intro {
             join: join_addrs(node.local_addr(), &prepared.advertise),
-            log_file: log_file.filter(|_| !prepared.verbose || prepared.log_file.is_some()),
+            log_file,
         };
         let result = chat::run(node, events, data_dir.as_deref(), intro, &mut signals).await;
         drop(api);
