@@ -14,9 +14,12 @@
 //! authenticated link (the runtime passes it as `from`), which is why a node
 //! may register only its own record, and a `Leave` removes only its sender.
 //! A report that some *other* node is dead is only a hint: a liar could
-//! otherwise empty the registry. The registry asks the runtime to probe the
-//! reported node ([`SeedOutput::Probe`]) and removes it only if that probe
-//! fails or gets no answer within [`SeedConfig::probe_timeout`].
+//! otherwise empty the registry. Only registered nodes may report, each at
+//! most [`SeedConfig::max_reports`] times per [`SeedConfig::report_window`].
+//! The registry asks the runtime to probe the reported node
+//! ([`SeedOutput::Probe`]; a runtime with a link open to it answers at once
+//! that it is alive) and removes it only if that probe fails or gets no
+//! answer within [`SeedConfig::probe_timeout`].
 //!
 //! Everything is bounded: the number of records, the probes in flight, the
 //! size of a list reply. Outputs depend only on the inputs, `now` and the
@@ -68,8 +71,18 @@ pub const DEFAULT_SAMPLE_SIZE: usize = 32;
 pub const DEFAULT_MAX_SAMPLE: usize = MAX_LIST_LEN;
 
 /// Default [`SeedConfig::probe_timeout`]: a TCP connect and a Noise handshake
-/// across the world take well under this, so silence means unreachable.
+/// across the world take well under this, so silence means unreachable. A
+/// runtime whose dialler may take longer (several addresses, each with its
+/// own connect and handshake timeouts) sets a longer one, so that a probe
+/// still dialling is never taken for a failed one.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default [`SeedConfig::max_reports`]: a node loses a few neighbours at
+/// once when part of the network fails, but not dozens a minute.
+pub const DEFAULT_MAX_REPORTS: u32 = 8;
+
+/// Default [`SeedConfig::report_window`].
+pub const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Default [`SeedConfig::max_pending_probes`]: dials a seed will have in
 /// flight for dead reports, so a flood of reports costs it little.

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{
-    SeedMessage, DEFAULT_MAX_PENDING_PROBES, DEFAULT_MAX_RECORDS, DEFAULT_MAX_SAMPLE,
-    DEFAULT_PROBE_TIMEOUT, DEFAULT_RECORD_TTL, DEFAULT_SAMPLE_SIZE, LIST_HEADER_BYTES,
-    MAX_CONFIG_DURATION, MAX_LIST_LEN, MAX_SEED_MESSAGE_BYTES,
+    SeedMessage, DEFAULT_MAX_PENDING_PROBES, DEFAULT_MAX_RECORDS, DEFAULT_MAX_REPORTS,
+    DEFAULT_MAX_SAMPLE, DEFAULT_PROBE_TIMEOUT, DEFAULT_RECORD_TTL, DEFAULT_REPORT_WINDOW,
+    DEFAULT_SAMPLE_SIZE, LIST_HEADER_BYTES, MAX_CONFIG_DURATION, MAX_LIST_LEN,
+    MAX_SEED_MESSAGE_BYTES,
 };
 use crate::identity::NodeId;
 use crate::record::{RecordError, SignedRecord};
@@ -32,6 +33,11 @@ pub struct SeedConfig {
     pub probe_timeout: Duration,
     /// Most probes in flight; dead reports beyond it are dropped.
     pub max_pending_probes: usize,
+    /// Most dead reports one registered node may file per
+    /// [`SeedConfig::report_window`]; more are refused.
+    pub max_reports: u32,
+    /// The window [`SeedConfig::max_reports`] counts over.
+    pub report_window: Duration,
 }
 
 impl Default for SeedConfig {
@@ -43,6 +49,8 @@ impl Default for SeedConfig {
             max_sample: DEFAULT_MAX_SAMPLE,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             max_pending_probes: DEFAULT_MAX_PENDING_PROBES,
+            max_reports: DEFAULT_MAX_REPORTS,
+            report_window: DEFAULT_REPORT_WINDOW,
         }
     }
 }
@@ -90,6 +98,11 @@ pub enum RefuseReason {
     Full,
     /// A seed's reply sent to a seed; a confused or hostile peer.
     Unexpected,
+    /// A dead report from a node that is not registered: only members of
+    /// the registry may report on each other.
+    NotRegistered,
+    /// A dead report over the sender's [`SeedConfig::max_reports`].
+    TooManyReports,
 }
 
 /// An output of [`SeedRegistry::handle`], for the runtime to act on.
@@ -141,6 +154,8 @@ struct Entry {
     expires: Instant,
     /// Position in [`SeedRegistry::slots`].
     slot: usize,
+    /// Dead reports this node filed in the window that started then.
+    reports: (Instant, u32),
 }
 
 /// The live-node registry a seed keeps.
@@ -180,6 +195,7 @@ impl SeedRegistry {
     pub fn new(mut config: SeedConfig) -> Self {
         config.record_ttl = config.record_ttl.min(MAX_CONFIG_DURATION);
         config.probe_timeout = config.probe_timeout.min(MAX_CONFIG_DURATION);
+        config.report_window = config.report_window.min(MAX_CONFIG_DURATION);
         Self {
             config,
             records: BTreeMap::new(),
@@ -245,7 +261,7 @@ impl SeedRegistry {
             SeedInput::Message { from, msg } => match msg {
                 SeedMessage::Register(record) => self.on_register(from, record, now, &mut out),
                 SeedMessage::ListRequest { max } => self.on_list_request(from, max, rng, &mut out),
-                SeedMessage::DeadReport(id) => self.on_dead_report(id, now, &mut out),
+                SeedMessage::DeadReport(id) => self.on_dead_report(from, id, now, &mut out),
                 SeedMessage::Leave => self.remove(from, RemoveReason::Left, &mut out),
                 SeedMessage::Registered { .. } | SeedMessage::List(_) => {
                     out.push(SeedOutput::Refused {
@@ -299,6 +315,7 @@ impl SeedRegistry {
                 record,
                 expires,
                 slot: self.slots.len(),
+                reports: (now, 0),
             };
             self.slots.push(from);
             self.expiries.insert((expires, from));
@@ -357,7 +374,36 @@ impl SeedRegistry {
         });
     }
 
-    fn on_dead_report(&mut self, id: NodeId, now: Instant, out: &mut Vec<SeedOutput>) {
+    fn on_dead_report(
+        &mut self,
+        from: NodeId,
+        id: NodeId,
+        now: Instant,
+        out: &mut Vec<SeedOutput>,
+    ) {
+        // Only a registered node may report, and only so often: a stranger,
+        // or one member naming every other, would have the seed spend its
+        // probes on nodes nobody else has trouble with.
+        let Some(reporter) = self.records.get_mut(&from) else {
+            out.push(SeedOutput::Refused {
+                from,
+                reason: RefuseReason::NotRegistered,
+            });
+            return;
+        };
+        let (since, count) = &mut reporter.reports;
+        if now.saturating_duration_since(*since) >= self.config.report_window {
+            *since = now;
+            *count = 0;
+        }
+        if *count >= self.config.max_reports {
+            out.push(SeedOutput::Refused {
+                from,
+                reason: RefuseReason::TooManyReports,
+            });
+            return;
+        }
+        *count += 1;
         let Some(entry) = self.records.get(&id) else {
             return;
         };

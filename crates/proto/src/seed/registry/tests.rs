@@ -69,6 +69,14 @@ impl Harness {
         self.msg(key.node_id(), SeedMessage::Register(record(key, seq)))
     }
 
+    /// A dead report from `reporter`, registered first if it is not.
+    fn report(&mut self, reporter: &SecretKey, id: NodeId) -> Vec<SeedOutput> {
+        if !self.reg.contains(&reporter.node_id()) {
+            self.register(reporter, 1);
+        }
+        self.msg(reporter.node_id(), SeedMessage::DeadReport(id))
+    }
+
     fn tick_after(&mut self, d: Duration) -> Vec<SeedOutput> {
         self.now += d;
         self.input(SeedInput::Tick)
@@ -287,7 +295,7 @@ fn a_dead_report_alone_never_removes_a_node() {
     let a = key(1);
     let id = a.node_id();
     h.register(&a, 1);
-    let out = h.msg(key(2).node_id(), SeedMessage::DeadReport(id));
+    let out = h.report(&key(2), id);
     assert_eq!(
         out,
         vec![SeedOutput::Probe {
@@ -297,9 +305,7 @@ fn a_dead_report_alone_never_removes_a_node() {
     );
     // More reports, from anyone, while the probe is out: no second probe.
     for reporter in 2..20 {
-        assert!(h
-            .msg(key(reporter).node_id(), SeedMessage::DeadReport(id))
-            .is_empty());
+        assert!(h.report(&key(reporter), id).is_empty());
     }
     assert_eq!(h.reg.pending_probes(), 1);
     assert!(h.reg.contains(&id));
@@ -319,7 +325,7 @@ fn a_failed_probe_removes_the_node() {
     let a = key(1);
     let id = a.node_id();
     h.register(&a, 1);
-    h.msg(key(2).node_id(), SeedMessage::DeadReport(id));
+    h.report(&key(2), id);
     let out = h.input(SeedInput::ProbeResult { id, alive: false });
     assert_eq!(
         out,
@@ -339,7 +345,7 @@ fn a_successful_probe_refreshes_the_node() {
     let id = a.node_id();
     h.register(&a, 1);
     h.now += Duration::from_secs(80);
-    h.msg(key(2).node_id(), SeedMessage::DeadReport(id));
+    h.report(&key(2), id);
     assert!(h
         .input(SeedInput::ProbeResult { id, alive: true })
         .is_empty());
@@ -360,7 +366,7 @@ fn an_unanswered_probe_counts_as_failed() {
     let a = key(1);
     let id = a.node_id();
     h.register(&a, 1);
-    h.msg(key(2).node_id(), SeedMessage::DeadReport(id));
+    h.report(&key(2), id);
     assert_eq!(h.reg.next_deadline(), Some(h.now + DEFAULT_PROBE_TIMEOUT));
     assert!(h
         .tick_after(DEFAULT_PROBE_TIMEOUT - Duration::from_millis(1))
@@ -383,9 +389,7 @@ fn an_unanswered_probe_counts_as_failed() {
 #[test]
 fn dead_reports_of_unknown_nodes_are_ignored() {
     let mut h = Harness::new(SeedConfig::default());
-    assert!(h
-        .msg(key(1).node_id(), SeedMessage::DeadReport(key(2).node_id()))
-        .is_empty());
+    assert!(h.report(&key(1), key(2).node_id()).is_empty());
     assert_eq!(h.reg.pending_probes(), 0);
 }
 
@@ -399,10 +403,10 @@ fn probes_in_flight_are_bounded() {
     for k in &keys {
         h.register(k, 1);
     }
-    let reporter = key(99).node_id();
+    let reporter = key(99);
     let probes: usize = keys
         .iter()
-        .map(|k| h.msg(reporter, SeedMessage::DeadReport(k.node_id())).len())
+        .map(|k| h.report(&reporter, k.node_id()).len())
         .sum();
     assert_eq!(probes, 3);
     assert_eq!(h.reg.pending_probes(), 3);
@@ -411,11 +415,54 @@ fn probes_in_flight_are_bounded() {
         id: keys[0].node_id(),
         alive: true,
     });
+    assert_eq!(h.report(&reporter, keys[4].node_id()).len(), 1);
+}
+
+#[test]
+fn dead_reports_from_strangers_are_refused() {
+    let mut h = Harness::new(SeedConfig::default());
+    let a = key(1);
+    h.register(&a, 1);
+    let stranger = key(2).node_id();
     assert_eq!(
-        h.msg(reporter, SeedMessage::DeadReport(keys[4].node_id()))
-            .len(),
-        1
+        h.msg(stranger, SeedMessage::DeadReport(a.node_id())),
+        vec![SeedOutput::Refused {
+            from: stranger,
+            reason: RefuseReason::NotRegistered
+        }]
     );
+    assert_eq!(h.reg.pending_probes(), 0);
+}
+
+#[test]
+fn dead_reports_are_rate_limited_per_reporter() {
+    let mut h = Harness::new(SeedConfig {
+        max_reports: 2,
+        report_window: Duration::from_secs(60),
+        ..SeedConfig::default()
+    });
+    let keys: Vec<SecretKey> = (1..=4).map(key).collect();
+    for k in &keys {
+        h.register(k, 1);
+    }
+    let reporter = key(99);
+    assert_eq!(h.report(&reporter, keys[0].node_id()).len(), 1);
+    assert_eq!(h.report(&reporter, keys[1].node_id()).len(), 1);
+    let from = reporter.node_id();
+    assert_eq!(
+        h.report(&reporter, keys[2].node_id()),
+        vec![SeedOutput::Refused {
+            from,
+            reason: RefuseReason::TooManyReports
+        }]
+    );
+    // Another reporter is not held to the first one's count.
+    assert_eq!(h.report(&key(98), keys[2].node_id()).len(), 1);
+    // A new window, a new allowance (registrations keep the reporter in).
+    h.tick_after(Duration::from_secs(30));
+    h.register(&reporter, 2);
+    h.tick_after(Duration::from_secs(31));
+    assert_eq!(h.report(&reporter, keys[3].node_id()).len(), 1);
 }
 
 #[test]
@@ -423,7 +470,7 @@ fn leaving_cancels_a_pending_probe() {
     let mut h = Harness::new(SeedConfig::default());
     let a = key(1);
     h.register(&a, 1);
-    h.msg(key(2).node_id(), SeedMessage::DeadReport(a.node_id()));
+    h.report(&key(2), a.node_id());
     h.msg(a.node_id(), SeedMessage::Leave);
     assert_eq!(h.reg.pending_probes(), 0);
     assert!(h.tick_after(DEFAULT_PROBE_TIMEOUT).is_empty());
@@ -578,7 +625,7 @@ fn huge_durations_do_not_overflow() {
             msg: SeedMessage::Registered { ttl_secs: year }
         }
     );
-    h.msg(key(2).node_id(), SeedMessage::DeadReport(a.node_id()));
+    h.report(&key(2), a.node_id());
     assert!(h.reg.next_deadline().is_some());
     assert!(h.tick_after(Duration::from_secs(3600)).is_empty());
     assert!(h.reg.contains(&a.node_id()));
