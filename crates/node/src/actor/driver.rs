@@ -276,6 +276,7 @@ impl Actor {
             }
             Event::Misbehaved { peer, reason } => {
                 warn!(peer = %peer.short(), "closing link: {reason}");
+                self.discourage(peer, super::discourage::Offence::Misbehaved);
             }
         }
     }

@@ -29,6 +29,7 @@
 mod bootstrap;
 mod dial;
 mod direct;
+mod discourage;
 mod driver;
 mod links;
 mod report;
@@ -54,7 +55,7 @@ use rand::rngs::StdRng;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{info, warn, Instrument};
+use tracing::{info, Instrument};
 
 use crate::admin::AdminState;
 use crate::config::NodeConfig;
@@ -259,7 +260,7 @@ impl Actor {
             links,
             dialer,
             bootstrap: Bootstrap::new(&config.peers),
-            role: Role::new(config.seed_role),
+            role: Role::new(config.seed_role, &config.limits),
             direct: direct::Pending::default(),
             shutdown: Shutdown::new(AdminState::load(config.data_dir.as_deref())),
             counters: Counters::default(),
@@ -286,6 +287,7 @@ impl Actor {
                     .next_deadline()
                     .unwrap_or_else(|| Instant::now() + NO_TIMER);
                 let shutdown_at = self.shutdown.deadline();
+                let accept_paused = self.dialer.backoff.paused_until();
                 tokio::select! {
                     biased;
                     cmd = self.cmd_rx.recv() => match cmd {
@@ -306,17 +308,13 @@ impl Actor {
                     },
                     _ = tokio::time::sleep_until(next_timer) => self.fire_timers().await,
                     Some(ev) = self.links.recv() => self.on_link_event(ev).await,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, addr)) => {
-                            let refusal = if self.leaving {
-                                Some("node is leaving")
-                            } else {
-                                self.links.inbound_refusal(addr.ip())
-                            };
-                            self.dialer.accept(stream, addr, refusal);
-                        }
-                        Err(e) => warn!("accept failed: {e}"),
+                    accepted = listener.accept(), if accept_paused.is_none() => match accepted {
+                        Ok((stream, addr)) => self.on_accept(stream, addr),
+                        Err(e) => self.on_accept_failed(&e),
                     },
+                    _ = sleep_until_some(accept_paused), if accept_paused.is_some() => {
+                        self.dialer.backoff.resume()
+                    }
                     _ = housekeeping.tick() => self.housekeeping().await,
                     Some(found) = self.bootstrap.discovered() => self.on_discovered(found).await,
                     _ = seed_tick.tick(), if is_seed => {
@@ -406,7 +404,15 @@ impl Actor {
                 self.links.touch(&peer, len);
                 self.on_message(peer, msg).await
             }
-            LinkEvent::Closed { peer, conn, error } => self.on_closed(peer, conn, error).await,
+            LinkEvent::Closed { peer, conn, error } => {
+                // Scored after the close is handled, which a ban's close
+                // of the same link would otherwise pre-empt.
+                let offence = error.as_deref().and_then(discourage::offence_of_link_error);
+                self.on_closed(peer, conn, error).await;
+                if let Some(offence) = offence {
+                    self.discourage(peer, offence);
+                }
+            }
         }
     }
 

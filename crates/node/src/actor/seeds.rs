@@ -7,17 +7,33 @@
 //!
 //! [`SeedClient`]: gossipnet_proto::seed::SeedClient
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use gossipnet_proto::hyparview::PeerInfo;
 use gossipnet_proto::seed::{
-    ClientOutput, RemoveReason, SeedConfig, SeedInput, SeedMessage, SeedOutput, SeedRegistry,
+    ClientOutput, RefuseReason, RemoveReason, SeedConfig, SeedInput, SeedMessage, SeedOutput,
+    SeedRegistry,
 };
 use gossipnet_proto::wire::{self, Message};
 use gossipnet_proto::{Command, InEvent, NodeId};
 use tracing::{debug, info, warn};
 
-use super::dial::Purpose;
-use super::Actor;
+use super::dial::{Purpose, PROBE_ADDRS};
+use super::{Actor, CONNECT_TIMEOUT};
+use crate::config::Limits;
+
+/// Slack on a probe's timeout beyond its dialler's worst case, for the
+/// task to start and its result to reach the registry.
+const PROBE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long the registry waits for a probe: longer than the probe's dial
+/// can take ([`PROBE_ADDRS`] addresses, each a connect and a handshake at
+/// their timeouts), so a probe still dialling never counts as failed.
+pub(super) fn probe_timeout(limits: &Limits) -> Duration {
+    let per_addr = CONNECT_TIMEOUT + limits.handshake_timeout;
+    per_addr * PROBE_ADDRS as u32 + PROBE_MARGIN
+}
 
 /// What a node is in the network.
 pub(super) enum Role {
@@ -29,10 +45,14 @@ pub(super) enum Role {
 }
 
 impl Role {
-    pub(super) fn new(seed: bool) -> Self {
+    pub(super) fn new(seed: bool, limits: &Limits) -> Self {
         if seed {
+            let config = SeedConfig {
+                probe_timeout: probe_timeout(limits),
+                ..SeedConfig::default()
+            };
             Self::Seed(SeedServer {
-                registry: SeedRegistry::new(SeedConfig::default()),
+                registry: SeedRegistry::new(config),
             })
         } else {
             Self::Node
@@ -142,17 +162,34 @@ impl Actor {
 
     /// Feeds the registry, if we are a seed, and carries out its outputs.
     pub(super) async fn registry_input(&mut self, input: SeedInput) {
-        let now = tokio::time::Instant::now().into_std();
-        let Role::Seed(server) = &mut self.role else {
-            return;
-        };
-        let outs = server.registry.handle(input, now, &mut self.rng);
+        // A probe answered at once feeds the registry again.
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            let now = tokio::time::Instant::now().into_std();
+            let Role::Seed(server) = &mut self.role else {
+                return;
+            };
+            let outs = server.registry.handle(input, now, &mut self.rng);
+            self.registry_outputs(outs, &mut inputs).await;
+        }
+    }
+
+    /// Carries out the registry's outputs; inputs they give rise to go to
+    /// `inputs`.
+    async fn registry_outputs(&mut self, outs: Vec<SeedOutput>, inputs: &mut Vec<SeedInput>) {
         for out in outs {
             match out {
                 SeedOutput::Send { to, msg } => self.send_seed(to, msg).await,
+                SeedOutput::Probe { id, .. } if self.links.contains(&id) => {
+                    // A node we hold a link to is alive, whatever a peer
+                    // says; dialling it would only test its addresses.
+                    debug!(node = %id.short(), "dead report for a linked node; it is alive");
+                    inputs.push(SeedInput::ProbeResult { id, alive: true });
+                }
                 SeedOutput::Probe { id, record } => {
-                    let addrs = record.record().addrs.clone();
-                    self.dialer.dial(addrs, Some(id), Purpose::Probe(id));
+                    let addrs = record.record().addrs.iter().take(PROBE_ADDRS).copied();
+                    self.dialer
+                        .dial(addrs.collect(), Some(id), Purpose::Probe(id));
                 }
                 SeedOutput::Added { id } => info!(node = %id, "node registered"),
                 SeedOutput::Removed { id, reason } => {
@@ -163,6 +200,12 @@ impl Actor {
                     };
                     info!(node = %id, reason = why, "removed node from registry");
                 }
+                // A node that lost many neighbours at once hits these
+                // honestly; they are no warning.
+                SeedOutput::Refused {
+                    from,
+                    reason: reason @ (RefuseReason::NotRegistered | RefuseReason::TooManyReports),
+                } => debug!(peer = %from.short(), "dead report refused: {reason:?}"),
                 SeedOutput::Refused { from, reason } => {
                     warn!(peer = %from.short(), "refused seed message: {reason:?}")
                 }

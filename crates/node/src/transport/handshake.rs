@@ -114,12 +114,40 @@ pub(super) async fn connect_with(
 }
 
 pub(super) async fn accept_with(
-    mut stream: TcpStream,
+    stream: TcpStream,
     cfg: &LinkConfig,
     prove: ProveFn,
 ) -> Result<Link, HandshakeError> {
+    accept_gated_with(stream, cfg, prove, &|_| None).await
+}
+
+/// Asked, once the dialler's id is proven, whether to take it: `Some`
+/// refuses the link with that reason, which the dialler reads in the
+/// listener's verdict (so a discouraged peer learns why).
+pub(crate) type Gate = dyn Fn(&NodeId) -> Option<&'static str> + Send + Sync;
+
+/// Answers a dial as [`super::accept`] does, but refuses a proven id that
+/// `gate` turns away.
+pub(crate) async fn accept_gated(
+    stream: TcpStream,
+    cfg: &LinkConfig,
+    gate: &Gate,
+) -> Result<Link, HandshakeError> {
+    accept_gated_with(stream, cfg, make_proof, gate).await
+}
+
+async fn accept_gated_with(
+    mut stream: TcpStream,
+    cfg: &LinkConfig,
+    prove: ProveFn,
+    gate: &Gate,
+) -> Result<Link, HandshakeError> {
     stream.set_nodelay(true)?;
-    let result = run_with_timeout(cfg.handshake_timeout, respond(&mut stream, cfg, prove)).await;
+    let result = run_with_timeout(
+        cfg.handshake_timeout,
+        respond(&mut stream, cfg, prove, gate),
+    )
+    .await;
     finish(stream, result, "inbound")
 }
 
@@ -227,6 +255,7 @@ async fn respond(
     stream: &mut TcpStream,
     cfg: &LinkConfig,
     prove: ProveFn,
+    gate: &Gate,
 ) -> Result<(HandshakeState, NodeId), HandshakeError> {
     let ours = Hello::ours(cfg);
     let checked = match read_hello(stream).await {
@@ -267,9 +296,17 @@ async fn respond(
         Err(err) => Err(noise_read_error(err)),
         Ok(n) => check_proof(&payload[..n], handshake.get_remote_static()),
     };
+    let peer = match peer {
+        Ok(id) => gate(&id).map_or(Ok(id), |reason| {
+            Err(HandshakeError::Refused(reason.to_string()))
+        }),
+        err => err,
+    };
     let mut verdict = Vec::new();
     match &peer {
         Ok(_) => put_status(&mut verdict, Status::Ok, ""),
+        // The gate's reason is for the peer to read.
+        Err(HandshakeError::Refused(reason)) => put_status(&mut verdict, Status::Refused, reason),
         Err(err) => {
             let (status, reason) = wire_status(err).unwrap_or((Status::Malformed, "failed"));
             put_status(&mut verdict, status, reason);

@@ -71,6 +71,7 @@ pub use frame::{LinkReader, LinkWriter};
 // wire's: a link carries exactly what `wire` encodes, so both live there.
 pub use gossipnet_proto::wire::{MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
 
+pub(crate) use handshake::{accept_gated, Gate};
 use handshake::{accept_with, connect_with, make_proof, run_with_timeout};
 use preamble::{put_status, read_hello, reply_hello, Hello, Status};
 
