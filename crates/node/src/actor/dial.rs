@@ -447,12 +447,6 @@ impl Dialer {
             .in_current_span(),
         );
     }
-
-    /// Refusal tasks in flight (for tests).
-    #[cfg(test)]
-    pub(super) fn refusals_out(&self) -> usize {
-        MAX_REFUSALS - self.refusals.available_permits()
-    }
 }
 
 /// Tries `addrs` in turn until one links; what the actor is to hear.

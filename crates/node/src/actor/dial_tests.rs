@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
 
-use super::dial::{MAX_HANDSHAKES_PER_IP, MAX_REFUSALS};
+use super::{MAX_HANDSHAKES_PER_IP, MAX_REFUSALS};
 use crate::transport::{connect, HandshakeError, Link, LinkConfig, LinkReader, LinkWriter};
 use crate::{Node, DEFAULT_NETWORK_ID};
 
@@ -69,7 +69,7 @@ async fn one_address_holding_handshakes_half_open_leaves_room_for_another() {
     let node = Node::builder().discovery(false).spawn().await.unwrap();
     // Every handshake slot's worth, and more, opened and left silent.
     let mut silent = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..MAX_HANDSHAKES_PER_IP + 60 {
         silent.push(TcpStream::connect(node.local_addr()).await.unwrap());
     }
     // Accepted in order, so the node has seen them all before this one.
