@@ -91,10 +91,14 @@ const MAX_DIALS: usize = 32;
 /// Dials waiting for a slot; beyond it a dial is dropped (the overlay asks
 /// again), so a burst costs a bounded number of waiting tasks.
 const MAX_DIALS_WAITING: usize = 256;
-/// Handshakes in progress from one IP address, loopback included: one host
-/// cannot take more than this share of the handshake slots, so others can
-/// still link while it holds connections half-open.
+/// Handshakes in progress from one IP address: one host cannot take more
+/// than this share of the handshake slots, so others can still link while it
+/// holds connections half-open.
 pub(super) const MAX_HANDSHAKES_PER_IP: usize = 4;
+/// The same for a loopback address: the processes of one host are its
+/// user's own, and a local test network starts dozens of nodes that all dial
+/// one seed at once. Half the slots still leaves the other half to others.
+pub(super) const MAX_HANDSHAKES_PER_LOOPBACK_IP: usize = 16;
 /// Refusals being written at once. Past it, a connection over a limit is
 /// closed without a word: under a flood, telling each dialler why would
 /// cost a task per connection.
@@ -414,7 +418,12 @@ impl Dialer {
     fn handshake_slot(&self, ip: IpAddr) -> Result<HandshakeSlot, &'static str> {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = per_ip.get(&ip).copied().unwrap_or(0);
-        if n >= MAX_HANDSHAKES_PER_IP {
+        let cap = if ip.is_loopback() {
+            MAX_HANDSHAKES_PER_LOOPBACK_IP
+        } else {
+            MAX_HANDSHAKES_PER_IP
+        };
+        if n >= cap {
             return Err("busy: too many handshakes from your address");
         }
         let permit = self
