@@ -9,7 +9,10 @@
 //! it, unless the count or byte bound pushed it out first. For those, the
 //! origin's *floor* (the highest sequence number evicted by a bound) is
 //! kept, and anything at or below it counts as known: a message is refused
-//! rather than delivered twice.
+//! rather than delivered twice. Floors are bounded too: one pushed out by
+//! that bound (only a flood of messages from many origins does it) raises
+//! the *horizon*, and every message written at or before it is refused,
+//! so forgetting costs late messages, never a second delivery.
 //!
 //! A summary lists, per origin, the sequence numbers held as ranges. A
 //! node's own sequence numbers rise by one per message and jump forward at
@@ -170,6 +173,10 @@ pub struct History {
     /// Per origin, the highest sequence number a bound evicted, with that
     /// message's time (the floor ages out with it).
     floors: BTreeMap<NodeId, (u64, u64)>,
+    /// Messages at or before this time (Unix ms) count as known: where the
+    /// bound on floors made us forget one, everything up to the forgotten
+    /// floor's time is refused, so nothing that floor covered can come back.
+    horizon_ms: u64,
     bytes: usize,
 }
 
@@ -183,6 +190,7 @@ impl History {
             by_time: BTreeSet::new(),
             arrivals: 0,
             floors: BTreeMap::new(),
+            horizon_ms: 0,
             bytes: 0,
         }
     }
@@ -214,9 +222,11 @@ impl History {
 
     /// Whether the message is one this node must not deliver again: held,
     /// another message under its (origin, seq) is held, or it is at or
-    /// below the origin's floor.
+    /// below the origin's floor, or not after the horizon (see the module
+    /// docs).
     pub fn is_known(&self, meta: &Meta) -> bool {
-        self.ids.contains_key(&meta.id)
+        (self.horizon_ms > 0 && meta.time_ms <= self.horizon_ms)
+            || self.ids.contains_key(&meta.id)
             || self
                 .by_origin
                 .get(&meta.origin)
@@ -286,10 +296,11 @@ impl History {
             if !old {
                 // Pushed out by a bound while still acceptable: remember
                 // that this origin's messages up to here were had.
+                // The floor lives as long as the newest message it
+                // covers could still be accepted.
                 let floor = self.floors.entry(origin).or_insert((seq, time_ms));
-                if seq >= floor.0 {
-                    *floor = (seq, time_ms);
-                }
+                floor.0 = floor.0.max(seq);
+                floor.1 = floor.1.max(time_ms);
             }
         }
         // A floor can go once the message that set it would be refused as
@@ -304,10 +315,10 @@ impl History {
                 .iter()
                 .min_by_key(|(_, (_, t))| *t)
                 .map(|(o, _)| *o);
-            match oldest {
-                Some(o) => self.floors.remove(&o),
+            match oldest.and_then(|o| self.floors.remove(&o)) {
+                Some((_, t)) => self.horizon_ms = self.horizon_ms.max(t),
                 None => break,
-            };
+            }
         }
     }
 

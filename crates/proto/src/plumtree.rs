@@ -20,6 +20,15 @@
 //! again; and the paper's tree optimisation (graft a lazy path that is
 //! shorter by `optimization_threshold` hops) keeps the tree short.
 //!
+//! Everything a neighbour can make us hold or send is bounded. The cache
+//! keeps to a count and a byte budget ([`MAX_CACHE_BYTES`]), and one origin
+//! to its share of both ([`ORIGIN_SHARE`]), so a flood pushes out the
+//! flooder's own messages. The table of announced-but-missing messages
+//! keeps to a total and a share per announcer
+//! ([`MAX_MISSING_PER_ANNOUNCER`]), so made-up `IHave`s cannot crowd out
+//! real ones. `IHave` and `Graft` count only from neighbours, and grafts
+//! are answered within a byte budget per neighbour ([`GRAFT_BURST_BYTES`]).
+//!
 //! The module is sans-IO: [`Plumtree::handle`] takes an [`InEvent`] and the
 //! current time and appends [`OutEvent`]s to a queue the caller drains.
 
@@ -29,6 +38,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::SignedEnvelope;
 use crate::{MessageId, NodeId};
 
 /// Tunables of the broadcast layer.
@@ -53,6 +63,9 @@ pub struct Config {
     pub optimization_threshold: u16,
     /// Most messages kept for grafts (a memory bound under a burst).
     pub max_cached_messages: usize,
+    /// Most content bytes kept for grafts, whatever the count; see
+    /// [`MAX_CACHE_BYTES`].
+    pub max_cached_bytes: usize,
     /// Most ids remembered as seen (a memory bound under a burst).
     pub max_seen_ids: usize,
     /// Most recent ids announced to a new neighbour.
@@ -70,6 +83,7 @@ impl Default for Config {
             cache_evict_interval: Duration::from_secs(1),
             optimization_threshold: 7,
             max_cached_messages: 16_384,
+            max_cached_bytes: MAX_CACHE_BYTES,
             max_seen_ids: 262_144,
             catch_up_count: 256,
         }
@@ -82,7 +96,26 @@ pub const MAX_IHAVE_ENTRIES: usize = 1024;
 /// several dead ones, without letting `IHave` floods grow memory.
 const MAX_ANNOUNCERS: usize = 8;
 /// Most messages waiting to be grafted at once.
-const MAX_MISSING: usize = 16_384;
+pub const MAX_MISSING: usize = 16_384;
+/// Most missing messages one announcer may have us wait for: an active view
+/// holds a handful of neighbours, so even all but one of them flooding
+/// bogus `IHave`s leave room for the real announcements of the last.
+pub const MAX_MISSING_PER_ANNOUNCER: usize = MAX_MISSING / 8;
+/// Default byte budget of the message cache: a few hundred of the largest
+/// messages, or thousands of chat lines, are plenty to answer the grafts of
+/// the retention window; 16,384 of the largest would be a gigabyte.
+pub const MAX_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// One origin may hold at most this fraction (1/n) of the cache's entries
+/// and of its bytes, so one member flooding its own messages pushes out its
+/// own oldest, not everyone else's.
+pub const ORIGIN_SHARE: usize = 8;
+/// Bytes of cached messages one neighbour may pull by grafts at once: a
+/// catch-up of a few hundred chat lines, or dozens of the largest messages.
+pub const GRAFT_BURST_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes per second a neighbour's graft budget refills: grafts repair a
+/// tree, so an honest neighbour pulls far less; more is a neighbour using
+/// us to amplify its traffic.
+pub const GRAFT_REFILL_BYTES_PER_SEC: u64 = 1024 * 1024;
 
 /// A message carried in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +238,27 @@ pub struct Stats {
 struct Cached {
     content: Bytes,
     round: u16,
+    /// The envelope's author; `None` for content that is no envelope (the
+    /// simulator's), which only the totals bound.
+    origin: Option<NodeId>,
+    /// Number of the insertion, telling this entry from a stale reference
+    /// to an earlier one under the same id.
+    at: u64,
+}
+
+/// What one origin holds in the cache, oldest first.
+#[derive(Debug, Default)]
+struct OriginCache {
+    order: VecDeque<(u64, MessageId)>,
+    count: usize,
+    bytes: usize,
+}
+
+/// A neighbour's graft budget in bytes (a token bucket).
+#[derive(Debug, Clone, Copy)]
+struct GraftBudget {
+    bytes: u64,
+    since: Instant,
 }
 
 /// The Plumtree state of one node.
@@ -217,11 +271,19 @@ pub struct Plumtree {
     /// Ids seen, with when, oldest first in `seen_order`.
     seen: HashMap<MessageId, Instant>,
     seen_order: VecDeque<(Instant, MessageId)>,
-    /// Messages kept to answer grafts, oldest first in `cache_order`.
+    /// Messages kept to answer grafts, oldest first in `cache_order`
+    /// (which may also hold stale references, skipped by insertion number).
     cache: HashMap<MessageId, Cached>,
-    cache_order: VecDeque<(Instant, MessageId)>,
+    cache_order: VecDeque<(Instant, u64, MessageId)>,
+    cache_by_origin: HashMap<NodeId, OriginCache>,
+    cache_bytes: usize,
+    cache_inserts: u64,
     /// Announced but not received: who announced, at which round.
     missing: BTreeMap<MessageId, VecDeque<(NodeId, u16)>>,
+    /// How many announcements in `missing` each announcer holds.
+    announced: HashMap<NodeId, usize>,
+    /// Graft budgets of the neighbours.
+    graft_budgets: BTreeMap<NodeId, GraftBudget>,
     /// Announcements waiting for the next lazy dispatch.
     lazy_queue: BTreeMap<NodeId, Vec<IHave>>,
     dispatch_scheduled: bool,
@@ -241,7 +303,12 @@ impl Plumtree {
             seen_order: VecDeque::new(),
             cache: HashMap::new(),
             cache_order: VecDeque::new(),
+            cache_by_origin: HashMap::new(),
+            cache_bytes: 0,
+            cache_inserts: 0,
             missing: BTreeMap::new(),
+            announced: HashMap::new(),
+            graft_budgets: BTreeMap::new(),
             lazy_queue: BTreeMap::new(),
             dispatch_scheduled: false,
             started: false,
@@ -279,6 +346,21 @@ impl Plumtree {
         self.stats
     }
 
+    /// Messages held in the cache.
+    pub fn cached_messages(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Content bytes held in the cache.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache_bytes
+    }
+
+    /// Messages announced but not yet received.
+    pub fn missing_messages(&self) -> usize {
+        self.missing.len()
+    }
+
     /// Handles one input, appending outputs to `out`. For a received
     /// `Gossip`, use [`Plumtree::handle_gossip`], which takes the id.
     pub fn handle(&mut self, event: InEvent, now: Instant, out: &mut VecDeque<OutEvent>) {
@@ -296,7 +378,7 @@ impl Plumtree {
                     self.handle_gossip(from, gossip, id, now, out)
                 }
                 Message::IHave(entries) => self.on_ihave(from, entries, out),
-                Message::Graft { id, round } => self.on_graft(from, id, round, out),
+                Message::Graft { id, round } => self.on_graft(from, id, round, now, out),
                 Message::Prune => self.on_prune(from),
             },
             InEvent::Broadcast(content) => self.handle_broadcast(content, now, out),
@@ -334,7 +416,7 @@ impl Plumtree {
         }
         self.mark_seen(id, now);
         self.stats.delivered += 1;
-        let announcers = self.missing.remove(&id);
+        let announcers = self.remove_missing(&id);
         out.push_back(OutEvent::EmitEvent(Event::Received(Delivered {
             id,
             content: gossip.content.clone(),
@@ -431,10 +513,21 @@ impl Plumtree {
         }
     }
 
+    /// Notes announcements. Only a neighbour's count (one that left had its
+    /// announcements dropped, and would never be grafted), and each
+    /// announcer has its own share of the table, so one flooding made-up
+    /// ids cannot leave no room for the real ones of the others.
     fn on_ihave(&mut self, from: NodeId, entries: Vec<IHave>, out: &mut VecDeque<OutEvent>) {
+        if !self.is_neighbor(&from) {
+            return;
+        }
         for entry in entries.into_iter().take(MAX_IHAVE_ENTRIES) {
             if self.seen.contains_key(&entry.id) {
                 continue;
+            }
+            let held = self.announced.get(&from).copied().unwrap_or(0);
+            if held >= MAX_MISSING_PER_ANNOUNCER {
+                break;
             }
             match self.missing.get_mut(&entry.id) {
                 Some(announcers) => {
@@ -442,12 +535,14 @@ impl Plumtree {
                         && !announcers.iter().any(|(p, _)| *p == from)
                     {
                         announcers.push_back((from, entry.round));
+                        *self.announced.entry(from).or_default() += 1;
                     }
                 }
                 None => {
                     if self.missing.len() >= MAX_MISSING {
                         continue;
                     }
+                    *self.announced.entry(from).or_default() += 1;
                     self.missing
                         .insert(entry.id, VecDeque::from([(from, entry.round)]));
                     out.push_back(OutEvent::ScheduleTimer(
@@ -459,18 +554,29 @@ impl Plumtree {
         }
     }
 
+    /// Answers a graft: only a neighbour's (the tree is made of active
+    /// links; anyone else would only be pulling messages through us), one
+    /// message per graft, within the neighbour's byte budget.
     fn on_graft(
         &mut self,
         from: NodeId,
         id: Option<MessageId>,
         round: u16,
+        now: Instant,
         out: &mut VecDeque<OutEvent>,
     ) {
-        if self.is_neighbor(&from) {
-            self.lazy.remove(&from);
-            self.eager.insert(from);
+        if !self.is_neighbor(&from) {
+            return;
         }
+        self.lazy.remove(&from);
+        self.eager.insert(from);
         let Some(id) = id else { return };
+        let Some(len) = self.cache.get(&id).map(|c| c.content.len() as u64) else {
+            return;
+        };
+        if !self.take_graft_budget(from, len, now) {
+            return;
+        }
         if let Some(cached) = self.cache.get(&id) {
             self.stats.payload_sent += 1;
             out.push_back(OutEvent::SendMessage(
@@ -481,6 +587,26 @@ impl Plumtree {
                 }),
             ));
         }
+    }
+
+    /// Spends `len` bytes of `from`'s graft budget, if it has them.
+    fn take_graft_budget(&mut self, from: NodeId, len: u64, now: Instant) -> bool {
+        let budget = self.graft_budgets.entry(from).or_insert(GraftBudget {
+            bytes: GRAFT_BURST_BYTES,
+            since: now,
+        });
+        let elapsed = now.saturating_duration_since(budget.since);
+        let earned = (elapsed.as_millis() * u128::from(GRAFT_REFILL_BYTES_PER_SEC) / 1000)
+            .min(u128::from(GRAFT_BURST_BYTES)) as u64;
+        if earned > 0 {
+            budget.bytes = (budget.bytes + earned).min(GRAFT_BURST_BYTES);
+            budget.since = now;
+        }
+        if budget.bytes < len {
+            return false;
+        }
+        budget.bytes -= len;
+        true
     }
 
     fn on_prune(&mut self, from: NodeId) {
@@ -505,13 +631,13 @@ impl Plumtree {
             .cache_order
             .iter()
             .rev()
-            .take(self.config.catch_up_count)
-            .filter_map(|(_, id)| {
-                self.cache.get(id).map(|c| IHave {
+            .filter_map(|(_, at, id)| {
+                self.cache.get(id).filter(|c| c.at == *at).map(|c| IHave {
                     id: *id,
                     round: c.round.saturating_add(1),
                 })
             })
+            .take(self.config.catch_up_count)
             .collect();
         if !recent.is_empty() {
             out.push_back(OutEvent::SendMessage(peer, Message::IHave(recent)));
@@ -522,8 +648,11 @@ impl Plumtree {
         self.eager.remove(&peer);
         self.lazy.remove(&peer);
         self.lazy_queue.remove(&peer);
-        for announcers in self.missing.values_mut() {
-            announcers.retain(|(p, _)| *p != peer);
+        self.graft_budgets.remove(&peer);
+        if self.announced.remove(&peer).is_some() {
+            for announcers in self.missing.values_mut() {
+                announcers.retain(|(p, _)| *p != peer);
+            }
         }
     }
 
@@ -550,7 +679,7 @@ impl Plumtree {
 
     fn send_graft(&mut self, id: MessageId, out: &mut VecDeque<OutEvent>) {
         if self.seen.contains_key(&id) {
-            self.missing.remove(&id);
+            self.remove_missing(&id);
             return;
         }
         let Some(announcers) = self.missing.get_mut(&id) else {
@@ -558,6 +687,7 @@ impl Plumtree {
         };
         match announcers.pop_front() {
             Some((peer, round)) => {
+                self.forget_announcement(&peer);
                 // An emptied entry stays until the next timer, so later
                 // announcers still queue up and get tried.
                 if self.is_neighbor(&peer) {
@@ -583,6 +713,24 @@ impl Plumtree {
         }
     }
 
+    /// Takes a missing message out of the table, with its announcers.
+    fn remove_missing(&mut self, id: &MessageId) -> Option<VecDeque<(NodeId, u16)>> {
+        let announcers = self.missing.remove(id)?;
+        for (peer, _) in &announcers {
+            self.forget_announcement(peer);
+        }
+        Some(announcers)
+    }
+
+    fn forget_announcement(&mut self, peer: &NodeId) {
+        if let Some(n) = self.announced.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.announced.remove(peer);
+            }
+        }
+    }
+
     fn mark_seen(&mut self, id: MessageId, now: Instant) {
         self.seen.insert(id, now);
         self.seen_order.push_back((now, id));
@@ -593,23 +741,98 @@ impl Plumtree {
         }
     }
 
+    /// Keeps a message for grafts, within the count and byte bounds and the
+    /// origin's share of both: an origin over its share loses its own
+    /// oldest; over the totals, the oldest of all go.
     fn cache_message(&mut self, id: MessageId, content: Bytes, round: u16, now: Instant) {
-        self.cache.insert(id, Cached { content, round });
-        self.cache_order.push_back((now, id));
-        while self.cache_order.len() > self.config.max_cached_messages {
-            if let Some((_, old)) = self.cache_order.pop_front() {
-                self.cache.remove(&old);
+        if let Some(old) = self.cache.get(&id).map(|c| c.at) {
+            self.uncache(&id, old);
+        }
+        let origin = SignedEnvelope::decode(&content)
+            .ok()
+            .map(|s| s.envelope().origin);
+        self.cache_inserts += 1;
+        let at = self.cache_inserts;
+        let len = content.len();
+        self.cache_bytes += len;
+        self.cache.insert(
+            id,
+            Cached {
+                content,
+                round,
+                origin,
+                at,
+            },
+        );
+        self.cache_order.push_back((now, at, id));
+        if let Some(origin) = origin {
+            let share_count = (self.config.max_cached_messages / ORIGIN_SHARE).max(1);
+            let share_bytes = self.config.max_cached_bytes / ORIGIN_SHARE;
+            let mine = self.cache_by_origin.entry(origin).or_default();
+            mine.order.push_back((at, id));
+            mine.count += 1;
+            mine.bytes += len;
+            while mine.count > share_count || (mine.bytes > share_bytes && mine.count > 1) {
+                let Some((old_at, old)) = mine.order.pop_front() else {
+                    break;
+                };
+                if self.cache.get(&old).is_some_and(|c| c.at == old_at) {
+                    // Popped from the origin's list already; the rest of
+                    // `uncache` must not look for it there.
+                    if let Some(c) = self.cache.remove(&old) {
+                        self.cache_bytes -= c.content.len();
+                        mine.count -= 1;
+                        mine.bytes -= c.content.len();
+                    }
+                }
+            }
+        }
+        // Stale references are dropped with the live ones, so the order
+        // stays within twice the entry bound under any churn.
+        while self.cache.len() > self.config.max_cached_messages
+            || self.cache_bytes > self.config.max_cached_bytes
+            || self.cache_order.len() > 2 * self.config.max_cached_messages
+        {
+            let Some((_, old_at, old)) = self.cache_order.pop_front() else {
+                break;
+            };
+            self.uncache(&old, old_at);
+        }
+    }
+
+    /// Drops a cached message if `at` is its current insertion.
+    fn uncache(&mut self, id: &MessageId, at: u64) {
+        if self.cache.get(id).is_none_or(|c| c.at != at) {
+            return;
+        }
+        let Some(c) = self.cache.remove(id) else {
+            return;
+        };
+        self.cache_bytes -= c.content.len();
+        let Some(origin) = c.origin else { return };
+        if let Some(mine) = self.cache_by_origin.get_mut(&origin) {
+            mine.count -= 1;
+            mine.bytes -= c.content.len();
+            while mine
+                .order
+                .front()
+                .is_some_and(|(a, i)| self.cache.get(i).is_none_or(|c| c.at != *a))
+            {
+                mine.order.pop_front();
+            }
+            if mine.count == 0 {
+                self.cache_by_origin.remove(&origin);
             }
         }
     }
 
     fn evict(&mut self, now: Instant) {
-        while let Some((at, id)) = self.cache_order.front().copied() {
+        while let Some((at, ins, id)) = self.cache_order.front().copied() {
             if now.saturating_duration_since(at) < self.config.message_cache_retention {
                 break;
             }
             self.cache_order.pop_front();
-            self.cache.remove(&id);
+            self.uncache(&id, ins);
         }
         while let Some((at, id)) = self.seen_order.front().copied() {
             if now.saturating_duration_since(at) < self.config.message_id_retention {

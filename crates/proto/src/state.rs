@@ -623,8 +623,10 @@ impl<R: Rng> State<R> {
     fn membership_input(&mut self, event: hyparview::InEvent, now: Instant) {
         self.membership
             .handle(event, now, &mut self.rng, &mut self.hpv_out);
+        let mut misbehaved = Vec::new();
         while let Some(out) = self.hpv_out.pop_front() {
             match out {
+                hyparview::OutEvent::Misbehaved(peer, reason) => misbehaved.push((peer, reason)),
                 hyparview::OutEvent::SendMessage(to, m) => self
                     .out
                     .push_back(OutEvent::SendMessage(to, Message::Membership(m))),
@@ -667,6 +669,11 @@ impl<R: Rng> State<R> {
                     }
                 }
             }
+        }
+        // After the queue is drained, as closing a link feeds HyParView
+        // again.
+        for (peer, reason) in misbehaved {
+            self.misbehaved(peer, reason, now);
         }
     }
 

@@ -7,14 +7,16 @@
 //! the outputs and the views.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossipnet_proto::hyparview::{
     Config, Event, HyParView, InEvent, Message, OutEvent, PeerInfo, Priority, Timer,
-    MAX_SHUFFLE_PEERS,
+    FORWARD_JOIN_BURST, FORWARD_JOIN_REFILL, MAX_SHUFFLE_PEERS,
 };
-use gossipnet_proto::NodeId;
+use gossipnet_proto::record::{NodeRecord, SignedRecord};
+use gossipnet_proto::{NodeId, SecretKey};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -290,22 +292,19 @@ fn forward_join_with_ttl_zero_adds_the_joiner() {
 
 #[test]
 fn forward_join_at_a_node_with_one_neighbour_adds_the_joiner() {
-    // From the neighbour itself (the walk could not go on anyway), and from
-    // another node (it could).
-    for neighbour in [1, 2] {
-        let mut node = Node::new(4).with_active(&[neighbour]);
-        let out = node.recv(
-            1,
-            Message::ForwardJoin {
-                peer: info(9),
-                ttl: 5,
-            },
-        );
-        assert!(node.active(9), "neighbour {neighbour}");
-        assert!(!sends(&out)
-            .iter()
-            .any(|(_, m)| matches!(m, Message::ForwardJoin { .. })));
-    }
+    // From the neighbour itself the walk could not go on anyway.
+    let mut node = Node::new(4).with_active(&[1]);
+    let out = node.recv(
+        1,
+        Message::ForwardJoin {
+            peer: info(9),
+            ttl: 5,
+        },
+    );
+    assert!(node.active(9));
+    assert!(!sends(&out)
+        .iter()
+        .any(|(_, m)| matches!(m, Message::ForwardJoin { .. })));
 }
 
 #[test]
@@ -747,4 +746,186 @@ fn join_notice_is_accepted_even_when_full() {
             request: 3
         }]
     );
+}
+
+// Hostile walks and data: what one linked peer can do to our views.
+
+fn is_misbehaved(out: &[OutEvent], p: u32) -> bool {
+    out.iter()
+        .any(|o| matches!(o, OutEvent::Misbehaved(peer, _) if *peer == id(p)))
+}
+
+fn forward_join(joiner: u32, ttl: u16) -> Message {
+    Message::ForwardJoin {
+        peer: info(joiner),
+        ttl,
+    }
+}
+
+#[test]
+fn forward_join_from_a_non_neighbour_or_with_a_huge_ttl_evicts_no_one() {
+    let full: Vec<u32> = (1..=5).collect();
+    let mut node = Node::new(21).with_active(&full);
+    // ttl 0 from a peer that is no neighbour: would put its pick in our
+    // view in place of a random neighbour.
+    let out = node.recv(7, forward_join(9, 0));
+    assert!(!node.active(9));
+    assert!(disconnects(&out).is_empty(), "{out:?}");
+    assert_eq!(
+        node.hpv.active_view(),
+        full.iter().map(|p| id(*p)).collect::<Vec<_>>()
+    );
+    // A 65,535-hop walk, from a non-neighbour and from a neighbour, is
+    // never walked on: the sender misbehaved.
+    for from in [7, 1] {
+        let out = node.recv(from, forward_join(9, u16::MAX));
+        assert!(is_misbehaved(&out, from), "{from}: {out:?}");
+        assert!(sends(&out).is_empty(), "{from}: {out:?}");
+        assert!(!node.active(9) && !node.passive(9));
+    }
+    assert_eq!(node.hpv.active_view().len(), 5);
+}
+
+#[test]
+fn a_shuffle_from_a_non_neighbour_or_with_a_huge_ttl_is_not_taken() {
+    let mut node = Node::new(22).with_active(&[1, 2, 3]);
+    let shuffle = |ttl| Message::Shuffle {
+        origin: info(40),
+        nodes: vec![info(41)],
+        ttl,
+    };
+    let out = node.recv(7, shuffle(0));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(!node.passive(40) && !node.passive(41));
+    let out = node.recv(1, shuffle(u16::MAX));
+    assert!(is_misbehaved(&out, 1));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    // At the walk length, from a neighbour, it is an ordinary shuffle.
+    let ttl = Config::default().shuffle_random_walk_length;
+    let out = node.recv(1, shuffle(ttl));
+    assert!(!is_misbehaved(&out, 1));
+    assert!(!sends(&out).is_empty());
+}
+
+#[test]
+fn a_flood_of_forward_joins_from_one_neighbour_churns_the_view_only_within_its_budget() {
+    let mut node = Node::new(23).with_active(&[1, 2, 3, 4, 5]);
+    let mut taken = 0;
+    for joiner in 100..300 {
+        let out = node.recv(1, forward_join(joiner, 0));
+        if events(&out).contains(&Event::NeighborUp(id(joiner))) {
+            taken += 1;
+        }
+        if !node.active(1) {
+            // Evicted by one of its own joiners; take it back, so the rest
+            // of the flood still comes from a neighbour.
+            node.recv(1, neighbor(Priority::High, 1, 5000 + joiner));
+        }
+    }
+    assert!(
+        (1..=FORWARD_JOIN_BURST as usize).contains(&taken),
+        "{taken} joiners taken in"
+    );
+    // The budget refills with time.
+    node.now += FORWARD_JOIN_REFILL;
+    if !node.active(1) {
+        node.recv(1, neighbor(Priority::High, 1, 9999));
+    }
+    let out = node.recv(1, forward_join(400, 0));
+    assert!(
+        events(&out).contains(&Event::NeighborUp(id(400))),
+        "{out:?}"
+    );
+}
+
+/// A real key, its id and a signed record of it with this sequence number.
+fn record(seed: u64, seq: u64) -> (NodeId, Bytes) {
+    let key = SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(seed));
+    let record = NodeRecord {
+        id: key.node_id(),
+        addrs: vec![SocketAddr::from(([192, 0, 2, 7], 8000 + seq as u16))],
+        seq,
+        roles: vec![],
+        name: None,
+    };
+    let signed = SignedRecord::sign(&key, record).unwrap();
+    (key.node_id(), Bytes::from(signed.encode()))
+}
+
+fn seq_of(data: &Bytes) -> u64 {
+    SignedRecord::decode(data).unwrap().record().seq
+}
+
+#[test]
+fn where_records_are_carried_a_joiner_needs_a_valid_one_of_its_own() {
+    let (_, mine) = record(100, 1);
+    let mut node = Node {
+        hpv: HyParView::new(id(ME), mine, Config::default()),
+        rng: ChaCha8Rng::seed_from_u64(24),
+        now: Instant::now(),
+    }
+    .with_active(&[1, 2]);
+    let (joiner, good) = record(101, 1);
+    let (_, someone_elses) = record(102, 1);
+    let mut forged = good.to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    for data in [Bytes::new(), data(9), someone_elses, Bytes::from(forged)] {
+        let out = node.recv(
+            1,
+            Message::ForwardJoin {
+                peer: PeerInfo { id: joiner, data },
+                ttl: 0,
+            },
+        );
+        assert!(!node.hpv.active_view().contains(&joiner), "{out:?}");
+        assert!(disconnects(&out).is_empty());
+    }
+    node.recv(
+        1,
+        Message::ForwardJoin {
+            peer: PeerInfo {
+                id: joiner,
+                data: good.clone(),
+            },
+            ttl: 0,
+        },
+    );
+    assert!(node.hpv.active_view().contains(&joiner));
+    assert_eq!(node.hpv.peer_data(&joiner), Some(&good));
+}
+
+#[test]
+fn an_older_record_never_replaces_a_newer_one() {
+    let mut node = Node::new(25).with_active(&[1]);
+    let (peer, newer) = record(103, 5);
+    let (_, older) = record(103, 3);
+    let (_, newest) = record(103, 7);
+    let (_, other) = record(104, 9);
+    let reply = |data: &Bytes| Message::ShuffleReply {
+        nodes: vec![PeerInfo {
+            id: peer,
+            data: data.clone(),
+        }],
+    };
+    node.recv(1, reply(&newer));
+    assert_eq!(node.hpv.peer_data(&peer).map(seq_of), Some(5));
+    // Relayed by anyone, an old record must not roll the addresses back.
+    let out = node.recv(1, reply(&older));
+    assert_eq!(node.hpv.peer_data(&peer).map(seq_of), Some(5));
+    assert!(!out.iter().any(|o| matches!(o, OutEvent::PeerData(..))));
+    // Nor may another node's record stand for it.
+    node.recv(1, reply(&other));
+    assert_eq!(node.hpv.peer_data(&peer), Some(&newer));
+    node.recv(1, reply(&newest));
+    assert_eq!(node.hpv.peer_data(&peer).map(seq_of), Some(7));
+}
+
+#[test]
+fn data_is_kept_only_for_peers_in_a_view() {
+    let mut node = Node::new(26).with_active(&[1, 2, 3, 4, 5]);
+    let out = node.recv(50, neighbor(Priority::Low, 50, 1));
+    assert!(replies(&out).contains(&(id(50), false)));
+    assert!(!node.active(50) && !node.passive(50));
+    assert_eq!(node.hpv.peer_data(&id(50)), None);
 }

@@ -11,11 +11,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope, MAX_BODY_BYTES};
 use gossipnet_proto::plumtree::{
-    Config, Event, Gossip, IHave, InEvent, Message, OutEvent, Plumtree, Timer,
+    Config, Event, Gossip, IHave, InEvent, Message, OutEvent, Plumtree, Timer, GRAFT_BURST_BYTES,
+    MAX_CACHE_BYTES, MAX_IHAVE_ENTRIES, MAX_MISSING_PER_ANNOUNCER, ORIGIN_SHARE,
 };
-use gossipnet_proto::{MessageId, NodeId};
+use gossipnet_proto::{MessageId, NodeId, SecretKey};
 use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 fn id(i: u32) -> NodeId {
     let mut b = [0u8; 32];
@@ -634,4 +638,166 @@ proptest! {
             prop_assert!(delivered.contains_key(m), "message {:?} never delivered", m);
         }
     }
+}
+
+// Hostile neighbours: what one linked peer can make us hold or send.
+
+fn graft(id: MessageId) -> Message {
+    Message::Graft {
+        id: Some(id),
+        round: 1,
+    }
+}
+
+fn served(out: &[OutEvent], p: u32) -> usize {
+    sends_to(out, p)
+        .iter()
+        .filter(|m| matches!(m, Message::Gossip(_)))
+        .count()
+}
+
+#[test]
+fn a_bogus_ihave_flood_leaves_room_for_a_real_announcement() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    // Neighbour 1 announces more made-up ids than the whole table holds.
+    for batch in 0..20u32 {
+        let entries = (0..MAX_IHAVE_ENTRIES as u32)
+            .map(|i| IHave {
+                id: MessageId::of(&(batch * 100_000 + i).to_le_bytes()),
+                round: 1,
+            })
+            .collect();
+        node.recv(1, Message::IHave(entries));
+    }
+    assert!(node.tree.missing_messages() <= MAX_MISSING_PER_ANNOUNCER);
+    // A real announcement from neighbour 2 is still taken, and grafted.
+    let out = node.recv(
+        2,
+        Message::IHave(vec![IHave {
+            id: mid(5),
+            round: 1,
+        }]),
+    );
+    assert!(
+        timers(&out).contains(&(Config::default().graft_timeout_1, Timer::SendGraft(mid(5)))),
+        "{out:?}"
+    );
+    let out = node.timer(Timer::SendGraft(mid(5)));
+    assert_eq!(sends_to(&out, 2), vec![graft_round(mid(5), 1)]);
+}
+
+fn graft_round(id: MessageId, round: u16) -> Message {
+    Message::Graft {
+        id: Some(id),
+        round,
+    }
+}
+
+#[test]
+fn ihave_from_a_non_neighbour_is_ignored() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1]);
+    let out = node.recv(
+        9,
+        Message::IHave(vec![IHave {
+            id: mid(5),
+            round: 1,
+        }]),
+    );
+    assert!(timers(&out).is_empty(), "{out:?}");
+    assert_eq!(node.tree.missing_messages(), 0);
+}
+
+#[test]
+fn graft_from_a_non_neighbour_gets_nothing() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1]);
+    node.handle(InEvent::Broadcast(content(5)));
+    let out = node.recv(9, graft(mid(5)));
+    assert!(sends(&out).is_empty(), "{out:?}");
+    assert!(!node.eager().contains(&id(9)));
+    // A neighbour is served.
+    let out = node.recv(1, graft(mid(5)));
+    assert_eq!(served(&out, 1), 1);
+}
+
+fn key(seed: u64) -> SecretKey {
+    SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(seed))
+}
+
+/// A signed envelope of the largest size, the `seq`th of its origin.
+fn big_envelope(key: &SecretKey, seq: u64) -> Bytes {
+    let envelope = Envelope {
+        origin: key.node_id(),
+        seq,
+        time_ms: 1_700_000_000_000 + seq,
+        kind: Kind::Custom(1),
+        body: Bytes::from(vec![seq as u8; MAX_BODY_BYTES]),
+    };
+    SignedEnvelope::sign(key, envelope).unwrap().encode()
+}
+
+#[test]
+fn one_origins_flood_stays_within_its_share_and_others_are_still_served() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    let (honest, flooder) = (key(1), key(2));
+    let kept = big_envelope(&honest, 1);
+    node.recv(
+        1,
+        Message::Gossip(Gossip {
+            content: kept.clone(),
+            round: 1,
+        }),
+    );
+    // Enough of the largest messages from one origin to pass its share of
+    // the byte budget twice over.
+    let share = MAX_CACHE_BYTES / ORIGIN_SHARE;
+    let flood = 2 * share / MAX_BODY_BYTES + 1;
+    let mut first = None;
+    for seq in 0..flood as u64 {
+        let content = big_envelope(&flooder, seq);
+        first.get_or_insert(MessageId::of(&content));
+        node.recv(1, Message::Gossip(Gossip { content, round: 1 }));
+    }
+    assert!(
+        node.tree.cached_bytes() <= share + kept.len(),
+        "{} bytes cached",
+        node.tree.cached_bytes()
+    );
+    // The flooder's oldest went; the other origin's message is served.
+    let out = node.recv(2, graft(first.unwrap()));
+    assert_eq!(served(&out, 2), 0);
+    let out = node.recv(2, graft(MessageId::of(&kept)));
+    assert_eq!(served(&out, 2), 1);
+}
+
+#[test]
+fn the_cache_keeps_to_its_byte_budget_over_many_origins() {
+    let config = Config {
+        max_cached_bytes: 1024 * 1024,
+        ..Config::default()
+    };
+    let mut node = Node::new(config).with_neighbors(&[1]);
+    for seed in 0..40 {
+        let content = big_envelope(&key(100 + seed), 1);
+        node.recv(1, Message::Gossip(Gossip { content, round: 1 }));
+    }
+    assert!(node.tree.cached_bytes() <= 1024 * 1024);
+    assert!(node.tree.cached_messages() > 0);
+}
+
+#[test]
+fn one_neighbour_cannot_pull_more_than_its_graft_budget() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1]);
+    let content = big_envelope(&key(3), 1);
+    let len = content.len() as u64;
+    node.handle(InEvent::Broadcast(content.clone()));
+    let id = MessageId::of(&content);
+    let mut pulled = 0;
+    for _ in 0..1000 {
+        pulled += served(&node.recv(1, graft(id)), 1) as u64;
+    }
+    assert!(pulled * len <= GRAFT_BURST_BYTES, "{pulled} copies");
+    assert!(pulled >= 1);
+    // It refills with time.
+    node.at(Duration::from_secs(1));
+    assert_eq!(served(&node.recv(1, graft(id)), 1), 1);
 }

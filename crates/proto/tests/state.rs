@@ -20,8 +20,8 @@ use gossipnet_proto::size::{Message as SizeMessage, REGISTERS};
 use gossipnet_proto::state::LivenessConfig;
 use gossipnet_proto::wire::Message;
 use gossipnet_proto::{
-    Command, Config, Event, InEvent, NodeId, OutEvent, Route, RuntimeMessage, SecretKey, State,
-    Timer,
+    Command, Config, Event, InEvent, MessageId, NodeId, OutEvent, Route, RuntimeMessage, SecretKey,
+    State, Timer,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -424,4 +424,80 @@ fn quit_command_tells_neighbours_and_closes_links() {
         )));
         assert!(closes(&out).contains(&id(p)));
     }
+}
+
+// Replays: an envelope delivered once is never delivered again while it
+// could be accepted at all.
+
+const NOW_MS: u64 = 1_700_000_000_000;
+
+fn envelope_of(key: &SecretKey, seq: u64, time_ms: u64) -> Bytes {
+    let envelope = Envelope {
+        origin: key.node_id(),
+        seq,
+        time_ms,
+        kind: Kind::Chat,
+        body: Bytes::from_static(b"once only"),
+    };
+    SignedEnvelope::sign(key, envelope).unwrap().encode()
+}
+
+/// A node with history and neighbours 1 and 2, its wall clock at `NOW_MS`.
+fn node_with_history(config: Config) -> Node {
+    let mut node = Node::new(config);
+    node.state.set_wall_clock(NOW_MS);
+    for p in [1, 2] {
+        node.recv(
+            p,
+            Message::Membership(HpvMessage::Neighbor {
+                priority: Priority::Low,
+                data: Bytes::new(),
+                request: 1,
+            }),
+        );
+    }
+    node
+}
+
+#[test]
+fn a_replay_past_the_seen_window_is_not_delivered_again() {
+    let config = Config::default();
+    let mut node = node_with_history(config.clone());
+    let key = SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(11));
+    let content = envelope_of(&key, 1, NOW_MS);
+    assert_eq!(delivered(&node.recv(1, gossip(content.clone()))), 1);
+    // Long past the seen-id window, well inside the history's.
+    let later = config.broadcast.message_id_retention * 3;
+    node.at(later);
+    node.state.set_wall_clock(NOW_MS + later.as_millis() as u64);
+    node.handle(InEvent::TimerExpired(Timer::Broadcast(
+        gossipnet_proto::plumtree::Timer::EvictCache,
+    )));
+    assert!(!node.state.broadcast().has_seen(&MessageId::of(&content)));
+    assert_eq!(delivered(&node.recv(2, gossip(content))), 0);
+}
+
+#[test]
+fn a_replay_after_a_flood_of_cheap_messages_is_not_delivered_again() {
+    // Small bounds, so a flood of a few dozen does what hundreds of
+    // thousands would do to the defaults.
+    let mut config = Config::default();
+    config.broadcast.max_seen_ids = 8;
+    let sync = config.sync.as_mut().unwrap();
+    sync.history.max_messages = 4;
+    let mut node = node_with_history(config);
+    let key = SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(12));
+    let content = envelope_of(&key, 1, NOW_MS);
+    assert_eq!(delivered(&node.recv(1, gossip(content.clone()))), 1);
+    // Every flood message from a fresh key, a little newer than the real one.
+    for i in 0..64u64 {
+        let flooder = SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(1000 + i));
+        let out = node.recv(1, gossip(envelope_of(&flooder, 1, NOW_MS + 1 + i)));
+        assert_eq!(delivered(&out), 1);
+    }
+    assert!(!node.state.broadcast().has_seen(&MessageId::of(&content)));
+    assert_eq!(delivered(&node.recv(2, gossip(content))), 0);
+    // What was written after the flood is still delivered.
+    let next = envelope_of(&key, 2, NOW_MS + 1000);
+    assert_eq!(delivered(&node.recv(1, gossip(next))), 1);
 }

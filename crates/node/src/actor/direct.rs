@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use gossipnet_proto::direct::Sealed;
+use gossipnet_proto::direct::{DirectDedupe, Sealed};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::wire::{self, Message};
 use gossipnet_proto::{Command, InEvent, MessageId, NodeId};
@@ -24,6 +24,8 @@ use crate::{DirectMessage, NodeError, NodeEvent};
 #[derive(Debug, Default)]
 pub(super) struct Pending {
     envelopes: HashMap<NodeId, Vec<Bytes>>,
+    /// Direct messages opened, so a repeat over a link is dropped.
+    seen: DirectDedupe,
 }
 
 impl Pending {
@@ -110,6 +112,15 @@ impl Actor {
         if sealed.to != self.me {
             return;
         }
+        let id = MessageId::of(envelope_bytes);
+        if let Err(e) = self
+            .direct
+            .seen
+            .admit(id, env.time_ms, crate::time::unix_ms())
+        {
+            debug!(peer = %env.origin.short(), via, "dropping a direct message: {e}");
+            return;
+        }
         let Some(body) = sealed
             .open(&self.config.secret)
             .ok()
@@ -120,7 +131,7 @@ impl Actor {
         };
         debug!(peer = %env.origin.short(), via, "direct message");
         let _ = self.events.send(NodeEvent::Direct(DirectMessage {
-            id: MessageId::of(envelope_bytes),
+            id,
             from: env.origin,
             name: body.name,
             text: body.text,

@@ -45,6 +45,7 @@ use bytes::Bytes;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::record::SignedRecord;
 use crate::NodeId;
 
 mod join;
@@ -119,6 +120,15 @@ impl Default for Config {
 /// the wire, well above `1 + shuffle_active_view_count +
 /// shuffle_passive_view_count` of any sane configuration.
 pub const MAX_SHUFFLE_PEERS: usize = 32;
+
+/// ForwardJoins that end here (take their joiner into the active view) one
+/// neighbour may send in a burst: an honest neighbour ends a walk here only
+/// now and then, even while many nodes join at once, so a few suffice.
+pub const FORWARD_JOIN_BURST: u32 = 4;
+/// One more ForwardJoin of a neighbour may end here per this period: with
+/// the burst, a neighbour can replace at most one of our neighbours every
+/// few seconds, however fast it sends.
+pub const FORWARD_JOIN_REFILL: Duration = Duration::from_secs(5);
 
 /// A peer's id with the data it published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +238,8 @@ pub enum OutEvent {
     EmitEvent(Event),
     /// New data learned for a peer (for the address book).
     PeerData(NodeId, PeerData),
+    /// A peer broke the protocol: its link should be closed.
+    Misbehaved(NodeId, &'static str),
 }
 
 /// Timers of the membership layer.
@@ -250,6 +262,14 @@ pub enum Event {
     NeighborDown(NodeId),
 }
 
+/// What a neighbour has left of its ForwardJoin budget (a token bucket).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: u32,
+    /// When the last token was added (or the bucket was made).
+    since: Instant,
+}
+
 /// The HyParView state of one node.
 #[derive(Debug)]
 pub struct HyParView {
@@ -270,6 +290,11 @@ pub struct HyParView {
     /// The peers last sent out in a shuffle: evicted first when the reply
     /// brings new ones (the paper's rule).
     last_shuffled: Vec<NodeId>,
+    /// ForwardJoin budgets of the active peers.
+    budgets: BTreeMap<NodeId, Budget>,
+    /// Whether our own data is a signed record: a network whose nodes
+    /// publish records asks one of every joiner taken into a view by a walk.
+    records: bool,
     started: bool,
     quit: bool,
 }
@@ -278,8 +303,9 @@ impl HyParView {
     /// A node with no neighbours yet.
     pub fn new(me: NodeId, my_data: PeerData, config: Config) -> Self {
         Self {
-            me,
+            records: SignedRecord::decode(&my_data).is_ok(),
             my_data,
+            me,
             config,
             active: Vec::new(),
             passive: Vec::new(),
@@ -288,6 +314,7 @@ impl HyParView {
             next_request: 0,
             refused: BTreeSet::new(),
             last_shuffled: Vec::new(),
+            budgets: BTreeMap::new(),
             started: false,
             quit: false,
         }
@@ -321,7 +348,6 @@ impl HyParView {
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
-        let _ = now;
         if self.quit {
             return;
         }
@@ -335,7 +361,7 @@ impl HyParView {
             ));
         }
         match event {
-            InEvent::RecvMessage(from, message) => self.on_message(from, message, rng, out),
+            InEvent::RecvMessage(from, message) => self.on_message(from, message, now, rng, out),
             InEvent::TimerExpired(timer) => self.on_timer(timer, rng, out),
             InEvent::PeerDisconnected(peer) => self.on_peer_disconnected(peer, rng, out),
             InEvent::RequestJoin(contact) => self.handle_join(contact, out),
@@ -347,9 +373,27 @@ impl HyParView {
             }
             InEvent::Quit => self.handle_quit(out),
         }
+        self.prune();
+    }
+
+    /// Forgets data and budgets of peers in neither view: whatever path
+    /// learned them, what is kept stays bounded by the views.
+    fn prune(&mut self) {
+        let listed = |id: &NodeId, active: &[NodeId], passive: &[NodeId]| {
+            active.contains(id) || passive.contains(id)
+        };
+        if self.data.len() > self.active.len() + self.passive.len() {
+            let (active, passive) = (&self.active, &self.passive);
+            self.data.retain(|id, _| listed(id, active, passive));
+        }
+        if self.budgets.len() > self.active.len() {
+            let active = &self.active;
+            self.budgets.retain(|id, _| active.contains(id));
+        }
     }
 
     fn handle_update_data(&mut self, data: PeerData, out: &mut VecDeque<OutEvent>) {
+        self.records = SignedRecord::decode(&data).is_ok();
         self.my_data = data;
         // Neighbours learn the new data through a high-priority neighbour
         // message they already accept, which refreshes what they hold.
@@ -381,6 +425,7 @@ impl HyParView {
         &mut self,
         from: NodeId,
         message: Message,
+        now: Instant,
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
@@ -389,7 +434,9 @@ impl HyParView {
         }
         match message {
             Message::Join(data) => self.on_join(from, data, rng, out),
-            Message::ForwardJoin { peer, ttl } => self.on_forward_join(from, peer, ttl, rng, out),
+            Message::ForwardJoin { peer, ttl } => {
+                self.on_forward_join(from, peer, ttl, now, rng, out)
+            }
             Message::Shuffle { origin, nodes, ttl } => {
                 self.on_shuffle(from, origin, nodes, ttl, rng, out)
             }

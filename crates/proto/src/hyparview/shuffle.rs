@@ -5,7 +5,9 @@
 //!
 //! This is what keeps passive views fresh and spread over the whole network,
 //! so that repair after a failure finds peers that are still alive. Every
-//! sample read from the wire is cut to [`MAX_SHUFFLE_PEERS`].
+//! sample read from the wire is cut to [`MAX_SHUFFLE_PEERS`]; a shuffle is
+//! taken only from an active peer, and one whose ttl exceeds the walk
+//! length is misbehaviour.
 
 use std::collections::VecDeque;
 
@@ -25,7 +27,18 @@ impl HyParView {
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
-        if origin.id == self.me {
+        if ttl > self.config.shuffle_random_walk_length {
+            // A walk starts at the walk length and only shrinks; a longer
+            // one was made up to make every hop forward it.
+            out.push_back(OutEvent::Misbehaved(
+                from,
+                "shuffle ttl over the walk length",
+            ));
+            return;
+        }
+        if origin.id == self.me || !self.active.contains(&from) {
+            // Shuffles walk over active links only: from anyone else it is
+            // stale or made up.
             return;
         }
         if ttl > 0 && self.active.len() > 1 {

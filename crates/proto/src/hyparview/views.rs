@@ -6,7 +6,9 @@
 //! active view at once), so the rules hold everywhere: we never list
 //! ourselves, a peer is in at most one view, a full active view evicts a
 //! random neighbour (told with a `Disconnect`), and a full passive view
-//! evicts what was last sent away in a shuffle first.
+//! evicts what was last sent away in a shuffle first. A peer's data only
+//! moves forward: a signed record replaces the one held only if it is
+//! newer and verifies.
 
 use std::collections::VecDeque;
 
@@ -14,6 +16,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::{Event, HyParView, Message, OutEvent, PeerData, Priority};
+use crate::record::SignedRecord;
 use crate::NodeId;
 
 impl HyParView {
@@ -157,13 +160,36 @@ impl HyParView {
         data: PeerData,
         out: &mut VecDeque<OutEvent>,
     ) {
-        if peer == self.me || data.is_empty() {
+        if peer == self.me || data.is_empty() || self.data.get(&peer) == Some(&data) {
             return;
         }
-        if self.data.get(&peer) != Some(&data) {
-            self.data.insert(peer, data.clone());
-            out.push_back(OutEvent::PeerData(peer, data));
+        if !self.acceptable_data(peer, &data) {
+            return;
         }
+        self.data.insert(peer, data.clone());
+        out.push_back(OutEvent::PeerData(peer, data));
+    }
+
+    /// Whether `data` may replace what we hold for `peer`. A signed record
+    /// must be the peer's own and verify (a relay may drop a record, never
+    /// alter one), and must be newer than the record held: anyone can
+    /// relay an old record, and taking it would roll the peer's addresses
+    /// back. Where records are carried, data that is no record is refused.
+    fn acceptable_data(&self, peer: NodeId, data: &PeerData) -> bool {
+        let Ok(new) = SignedRecord::decode(data) else {
+            return !self.records;
+        };
+        if new.id() != peer {
+            return false;
+        }
+        let held = self
+            .data
+            .get(&peer)
+            .and_then(|d| SignedRecord::decode(d).ok());
+        if held.is_some_and(|held| held.record().seq >= new.record().seq) {
+            return false;
+        }
+        new.verify().is_ok()
     }
 
     pub(super) fn random_active_except<R: Rng>(
