@@ -87,7 +87,7 @@ async fn a_burst_of_connections_costs_bounded_tasks_and_the_node_serves_on() {
     let before = metrics.num_alive_tasks();
     // The clients run on a runtime of their own, so this runtime's task
     // count is the node's alone.
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
     let clients = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
