@@ -9,6 +9,7 @@ mod common;
 
 use std::process::Command;
 
+use common::netns::{can_use_netns, ip, tag};
 use common::{args, exchange_all, Proc, TempDir, DEADLINE};
 
 /// A set of namespaces: two hosts, `h1` (10.77.N.1) and `h2` (10.77.N.2),
@@ -23,36 +24,6 @@ struct Hosts {
     /// The bridge's namespace and h1's port on the bridge, to cut h1 off.
     sw: String,
     port1: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn can_use_netns() -> Option<&'static str> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        return Some("network namespaces need root");
-    }
-    if !ip(&["-V"]) {
-        return Some("iproute2 (`ip`) is not installed");
-    }
-    None
-}
-
-/// A short tag unique to this test process and call, for interface and
-/// namespace names (interface names are at most 15 bytes).
-fn tag() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // Twelve bits of the process id and four of a counter: four hex digits.
-    format!("{:x}", ((std::process::id() & 0xfff) << 4) | (n & 0xf))
 }
 
 impl Hosts {
