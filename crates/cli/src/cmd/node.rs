@@ -161,6 +161,8 @@ struct FileProtocol {
     dead_after_ms: Option<u64>,
     shuffle_interval_ms: Option<u64>,
     size_tick_ms: Option<u64>,
+    history_messages: Option<usize>,
+    history_mib: Option<usize>,
 }
 
 pub fn run_node(args: NodeArgs) -> Result<()> {
@@ -358,20 +360,20 @@ fn prepare(
     // never a wish.
     let at_least_one = |key: &str, v: u64| -> Result<()> {
         if v == 0 {
-            usage_bail!("limits.{key} in the config must be at least 1");
+            usage_bail!("{key} in the config must be at least 1");
         }
         Ok(())
     };
     if let Some(v) = file.limits.max_inbound {
-        at_least_one("max_inbound", v as u64)?;
+        at_least_one("limits.max_inbound", v as u64)?;
         limits.max_inbound = v;
     }
     if let Some(v) = file.limits.max_inbound_per_ip {
-        at_least_one("max_inbound_per_ip", v as u64)?;
+        at_least_one("limits.max_inbound_per_ip", v as u64)?;
         limits.max_inbound_per_ip = v;
     }
     if let Some(ms) = file.limits.handshake_timeout_ms {
-        at_least_one("handshake_timeout_ms", ms)?;
+        at_least_one("limits.handshake_timeout_ms", ms)?;
         limits.handshake_timeout = Duration::from_millis(ms);
     }
     let mut proto = gossipnet_proto::Config::default();
@@ -404,6 +406,16 @@ fn prepare(
     }
     if let (Some(ms), Some(size)) = (file.protocol.size_tick_ms, p.size.as_mut()) {
         size.tick = Duration::from_millis(ms.max(100));
+    }
+    if let Some(sync) = p.sync.as_mut() {
+        if let Some(n) = file.protocol.history_messages {
+            at_least_one("protocol.history_messages", n as u64)?;
+            sync.history.max_messages = n;
+        }
+        if let Some(mib) = file.protocol.history_mib {
+            at_least_one("protocol.history_mib", mib as u64)?;
+            sync.history.max_bytes = mib.saturating_mul(1024 * 1024);
+        }
     }
     builder = builder
         .admin_keys(admin_keys)
