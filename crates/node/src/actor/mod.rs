@@ -12,7 +12,7 @@
 //! - [`driver`]: feeds `gossipnet_proto::State` and carries out its output
 //!   (the one place protocol output becomes I/O);
 //! - [`timers`]: the protocol's timers;
-//! - [`links`]: the link table, one link per peer, backpressure, inbound
+//! - [`links`]: the link table, one link per peer, byte budgets, inbound
 //!   caps;
 //! - [`dial`]: dialling and accepting, and what a dial ends in;
 //! - [`bootstrap`]: static peers, the address book, LAN discovery, retries;
@@ -447,8 +447,8 @@ impl Actor {
                     nonce,
                     info: self.node_info(),
                 });
-                self.send_bytes(peer, Bytes::from(wire::encode(&reply)))
-                    .await;
+                let bytes = Bytes::from(wire::encode(&reply));
+                self.send_reply(peer, bytes, "a status query").await;
             }
             RuntimeMessage::Query(Query::StatusReply { .. }) => {}
             RuntimeMessage::Admin(bytes) => {
