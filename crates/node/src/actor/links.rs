@@ -34,6 +34,9 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
+mod addrs;
+pub(super) use addrs::AddrAges;
+
 use super::dial::Purpose;
 use super::{Actor, Direction, LINGER, LINK_EVENT_QUEUE, MAX_BATCH};
 use crate::config::Limits;

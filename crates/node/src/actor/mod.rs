@@ -216,6 +216,8 @@ pub(crate) struct Actor {
     store: Option<StoreHandle>,
     /// Set once the node starts leaving: nothing new is taken on.
     leaving: bool,
+    /// How long each address in the dialler's map has gone unneeded.
+    addr_ages: links::AddrAges,
 }
 
 impl Actor {
@@ -267,6 +269,7 @@ impl Actor {
             events,
             store,
             leaving: false,
+            addr_ages: links::AddrAges::default(),
             config,
         }
     }
