@@ -45,16 +45,54 @@ pub struct Limits {
     pub max_handshakes: usize,
     /// A handshake not finished by then is dropped (a peer that stalls).
     pub handshake_timeout: Duration,
-    /// Messages queued for one link before the node waits for it (the
-    /// backpressure point).
+    /// Messages queued for one link and not yet written. A sender never
+    /// waits for room: a link whose queue is full is cut.
     pub link_queue: usize,
-    /// A link whose queue stays full this long is closed as too slow.
+    /// Bytes queued for one link and not yet written. Over it, the peer is
+    /// not reading and its link is cut at once, so one stalled peer costs
+    /// at most this much memory and never the node's time.
+    pub link_queue_bytes: usize,
+    /// A write to a link that makes no progress for this long is given up,
+    /// and the link closed with its queue dropped (also the socket's
+    /// `TCP_USER_TIMEOUT`).
     pub slow_link_timeout: Duration,
+    /// Bytes of answers (crawl status replies and the like) one link may
+    /// draw at once: the token bucket's depth.
+    pub reply_burst_bytes: usize,
+    /// Bytes of answers per second one link earns back: the bucket's rate.
+    /// Requests past it are dropped, so small requests cannot buy an
+    /// unbounded stream of large replies.
+    pub reply_bytes_per_sec: usize,
 }
 
 /// Inbound links a seed takes by default: every node of the network keeps
 /// registering with it, so it needs a slot per node, not per neighbour.
 pub(crate) const SEED_MAX_INBOUND: usize = 4096;
+
+/// Messages one link may queue: room for a large burst of small messages
+/// (Plumtree's lazy pushes come in runs), while the byte budget below is
+/// the bound that matters for memory.
+pub(crate) const DEFAULT_LINK_QUEUE: usize = 4096;
+
+/// Bytes one link may queue: 8 MiB holds well over a hundred broadcasts of
+/// the largest size, so a burst to a healthy peer fits, while a peer that
+/// stops reading holds no more than that of the node's memory.
+pub(crate) const DEFAULT_LINK_QUEUE_BYTES: usize = 8 << 20;
+
+/// How long a write may make no progress: far past any round trip or a
+/// congested link's stall, short enough that a peer that stopped reading
+/// frees its socket and queue within seconds.
+pub(crate) const DEFAULT_SLOW_LINK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Reply bytes a link may draw at once: a few status replies of a seed
+/// (whose registry sample is the largest answer), so a crawl that asks
+/// again is served.
+pub(crate) const DEFAULT_REPLY_BURST_BYTES: usize = 256 << 10;
+
+/// Reply bytes a link earns back each second: a crawl asks each node once,
+/// so an honest peer never nears it, while a flood of requests buys at
+/// most this much upload per link.
+pub(crate) const DEFAULT_REPLY_BYTES_PER_SEC: usize = 64 << 10;
 
 impl Limits {
     /// The limits of a seed: room for an inbound link from every node of a
@@ -75,8 +113,11 @@ impl Default for Limits {
             max_inbound_per_ip: 16,
             max_handshakes: 32,
             handshake_timeout: Duration::from_secs(10),
-            link_queue: 1024,
-            slow_link_timeout: Duration::from_secs(5),
+            link_queue: DEFAULT_LINK_QUEUE,
+            link_queue_bytes: DEFAULT_LINK_QUEUE_BYTES,
+            slow_link_timeout: DEFAULT_SLOW_LINK_TIMEOUT,
+            reply_burst_bytes: DEFAULT_REPLY_BURST_BYTES,
+            reply_bytes_per_sec: DEFAULT_REPLY_BYTES_PER_SEC,
         }
     }
 }

@@ -191,7 +191,7 @@ impl Actor {
             return;
         }
         let len = bytes.len() as u64;
-        let bytes = match self.links.send(peer, bytes).await {
+        let bytes = match self.links.send(peer, bytes) {
             Sent::Queued => {
                 self.counters.sent(len);
                 return;
@@ -209,6 +209,20 @@ impl Actor {
         if !self.dialer.dial_peer(peer, bytes) {
             debug!(peer = %peer.short(), "no address known; cannot reach");
             self.driver.push(InEvent::PeerDisconnected(peer));
+        }
+    }
+
+    /// Sends `bytes` to `peer` in answer to its request (`what`, for the
+    /// log), if its link's reply budget covers them; else drops them. The
+    /// one path for replies the runtime makes to a peer's requests.
+    pub(super) async fn send_reply(
+        &mut self,
+        peer: gossipnet_proto::NodeId,
+        bytes: Bytes,
+        what: &str,
+    ) {
+        if self.links.allow_reply(&peer, bytes.len(), what) {
+            self.send_bytes(peer, bytes).await;
         }
     }
 

@@ -2,15 +2,27 @@
 //! task, a bounded send queue and the caps on inbound links.
 //!
 //! When two nodes dial each other at once, both keep the connection dialled
-//! by the smaller id ([`keeps_new`]), a rule both ends compute alike. A
-//! send waits for a full queue rather than drop (backpressure), but only
-//! for the slow-link timeout; then the link is cut. A link closed on purpose
-//! still writes what is queued, and its reader lingers so that the peer's
-//! last words arrive. The actor owns the table; the tasks talk to it only
-//! through the bounded [`LinkEvent`] channel.
+//! by the smaller id ([`keeps_new`]), a rule both ends compute alike.
+//!
+//! The actor never waits for a peer. A send only queues; each link counts
+//! the bytes queued and not yet written (shared with its writer task), and
+//! a send that would take a link over its byte budget, or find its queue
+//! full, cuts the link at once: the peer is not reading, and waiting for it
+//! would stall every other link, timer and call. The writer bounds each
+//! write by the slow-link timeout and closes the link when one makes no
+//! progress. A link closed on purpose still writes what is queued, and its
+//! reader lingers so that the peer's last words arrive. The actor owns the
+//! table; the tasks talk to it only through the bounded [`LinkEvent`]
+//! channel.
+//!
+//! Answers to a peer's requests (a crawl's status query) are paid from a
+//! token bucket of bytes per link ([`ReplyBucket`]), so small requests
+//! cannot buy a stream of large replies.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +33,9 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
+
+mod addrs;
+pub(super) use addrs::AddrAges;
 
 use super::dial::Purpose;
 use super::{Actor, Direction, LINGER, LINK_EVENT_QUEUE, MAX_BATCH};
@@ -77,6 +92,11 @@ pub(super) enum Sent {
 struct LinkEntry {
     conn: u64,
     tx: mpsc::Sender<Bytes>,
+    /// Bytes queued on `tx` or in the writer's batch and not yet written:
+    /// the actor adds, the writer takes off.
+    queued: Arc<AtomicUsize>,
+    /// What the peer may still draw in answers to its requests.
+    replies: ReplyBucket,
     direction: Direction,
     addr: SocketAddr,
     last_active: Instant,
@@ -89,6 +109,41 @@ struct LinkEntry {
     rtt: Option<Duration>,
     reader: AbortHandle,
     writer: JoinHandle<()>,
+}
+
+/// A token bucket of reply bytes: full at `burst`, refilled at `rate` bytes
+/// a second. Pure: the caller passes the time.
+#[derive(Debug, Clone)]
+pub(super) struct ReplyBucket {
+    tokens: f64,
+    burst: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl ReplyBucket {
+    pub(super) fn new(burst: usize, rate: usize, now: Instant) -> Self {
+        Self {
+            tokens: burst as f64,
+            burst: burst as f64,
+            rate: rate as f64,
+            last: now,
+        }
+    }
+
+    /// Takes `len` bytes if the bucket holds them; false (and nothing
+    /// taken) if not.
+    pub(super) fn take(&mut self, len: usize, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+        let len = len as f64;
+        if self.tokens < len {
+            return false;
+        }
+        self.tokens -= len;
+        true
+    }
 }
 
 /// What the link table tells about one link, for the status.
@@ -160,7 +215,12 @@ pub(super) struct Links {
     events_tx: mpsc::Sender<LinkEvent>,
     events_rx: mpsc::Receiver<LinkEvent>,
     queue_len: usize,
+    queue_bytes: usize,
     slow_link_timeout: Duration,
+    reply_burst: usize,
+    reply_rate: usize,
+    /// Replies not sent because the asking link's bucket was empty.
+    replies_dropped: u64,
 }
 
 impl Links {
@@ -173,8 +233,12 @@ impl Links {
             inbound: Inbound::new(limits),
             events_tx,
             events_rx,
-            queue_len: limits.link_queue,
+            queue_len: limits.link_queue.max(1),
+            queue_bytes: limits.link_queue_bytes,
             slow_link_timeout: limits.slow_link_timeout,
+            reply_burst: limits.reply_burst_bytes,
+            reply_rate: limits.reply_bytes_per_sec,
+            replies_dropped: 0,
         }
     }
 
@@ -229,12 +293,19 @@ impl Links {
         let peer = link.peer;
         self.next_conn += 1;
         let conn = self.next_conn;
-        let (reader, writer) = link.into_split();
+        let (reader, mut writer) = link.into_split();
+        writer.set_write_timeout(self.slow_link_timeout);
         let (tx, rx) = mpsc::channel(self.queue_len);
+        let queued = Arc::new(AtomicUsize::new(0));
         let span = tracing::info_span!("link", peer = %peer.short());
         let reader_task =
             tokio::spawn(read_link(reader, conn, self.events_tx.clone()).instrument(span.clone()));
-        let writer_task = tokio::spawn(write_link(writer, rx).instrument(span));
+        let queue = WriteQueue {
+            rx,
+            queued: Arc::clone(&queued),
+        };
+        let writer_task =
+            tokio::spawn(write_link(writer, queue, conn, self.events_tx.clone()).instrument(span));
         if direction == Direction::Inbound {
             self.inbound.add(addr.ip());
         }
@@ -244,6 +315,8 @@ impl Links {
             LinkEntry {
                 conn,
                 tx,
+                queued,
+                replies: ReplyBucket::new(self.reply_burst, self.reply_rate, now),
                 direction,
                 addr,
                 last_active: now,
@@ -321,31 +394,80 @@ impl Links {
         }
     }
 
-    /// Queues `bytes` on the link to `peer`, waiting while its queue is
-    /// full, for the slow-link timeout at most. Not cancel-safe: the actor
-    /// awaits it to the end, which is the backpressure.
-    pub(super) async fn send(&mut self, peer: NodeId, bytes: Bytes) -> Sent {
+    /// Queues `bytes` on the link to `peer`, never waiting. A link whose
+    /// unwritten bytes would pass the byte budget, or whose queue is full,
+    /// is cut at once: its peer is not reading. One message always fits an
+    /// empty queue, whatever its size.
+    pub(super) fn send(&mut self, peer: NodeId, bytes: Bytes) -> Sent {
         let Some(link) = self.links.get_mut(&peer) else {
             return Sent::NoLink(bytes);
         };
-        link.last_active = Instant::now();
-        link.bytes_sent += bytes.len() as u64;
-        let tx = link.tx.clone();
-        let sent = match tx.try_send(bytes) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(bytes)) => {
-                tokio::time::timeout(self.slow_link_timeout, tx.send(bytes))
-                    .await
-                    .is_ok_and(|r| r.is_ok())
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        };
-        if sent {
-            return Sent::Queued;
+        let len = bytes.len();
+        let queued = link.queued.load(Ordering::Relaxed);
+        if queued > 0 && queued.saturating_add(len) > self.queue_bytes {
+            warn!(
+                peer = %peer.short(),
+                queued,
+                budget = self.queue_bytes,
+                "peer is not reading; closing its link"
+            );
+            self.cut(peer);
+            return Sent::Cut;
         }
-        warn!(peer = %peer.short(), "link too slow or gone; closing it");
-        self.close(peer);
-        Sent::Cut
+        link.queued.fetch_add(len, Ordering::Relaxed);
+        match link.tx.try_send(bytes) {
+            Ok(()) => {
+                link.last_active = Instant::now();
+                link.bytes_sent += len as u64;
+                Sent::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(
+                    peer = %peer.short(),
+                    messages = self.queue_len,
+                    "peer is not reading; closing its link"
+                );
+                self.cut(peer);
+                Sent::Cut
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!(peer = %peer.short(), "link writer gone; closing the link");
+                self.cut(peer);
+                Sent::Cut
+            }
+        }
+    }
+
+    /// Whether `peer` may be sent an answer of `len` bytes now, paid from
+    /// its link's bucket. False, counted and logged, if the bucket is
+    /// short or there is no link to answer over.
+    pub(super) fn allow_reply(&mut self, peer: &NodeId, len: usize, what: &str) -> bool {
+        let now = Instant::now();
+        if self
+            .links
+            .get_mut(peer)
+            .is_some_and(|l| l.replies.take(len, now))
+        {
+            return true;
+        }
+        self.replies_dropped += 1;
+        debug!(
+            peer = %peer.short(),
+            len,
+            dropped = self.replies_dropped,
+            "reply budget spent; not answering {what}"
+        );
+        false
+    }
+
+    /// Cuts the link to `peer` at once: both tasks stop, what was queued
+    /// is dropped and the socket closes.
+    pub(super) fn cut(&mut self, peer: NodeId) {
+        if let Some(entry) = self.links.remove(&peer) {
+            self.forget(&entry);
+            entry.reader.abort();
+            entry.writer.abort();
+        }
     }
 
     /// A link task ended. True if it was the current link to `peer` (and
@@ -356,6 +478,8 @@ impl Links {
         }
         if let Some(entry) = self.links.remove(&peer) {
             self.forget(&entry);
+            // The writer may have ended it; the reader is then not needed.
+            entry.reader.abort();
         }
         true
     }
@@ -466,26 +590,52 @@ async fn read_link(mut reader: LinkReader, conn: u64, tx: mpsc::Sender<LinkEvent
     let _ = tx.send(LinkEvent::Closed { peer, conn, error }).await;
 }
 
+/// A link's send queue as its writer sees it.
+struct WriteQueue {
+    rx: mpsc::Receiver<Bytes>,
+    /// Shared with the actor's [`LinkEntry`].
+    queued: Arc<AtomicUsize>,
+}
+
 /// Writes queued messages to a link, as many as are waiting in one batch
-/// (one encryption pass and one write), until the queue closes.
-async fn write_link(mut writer: LinkWriter, mut rx: mpsc::Receiver<Bytes>) {
+/// (one encryption pass and one write), until the queue closes. A write
+/// that fails or makes no progress within the slow-link timeout ends the
+/// link: the actor is told, which drops the queue and the reader.
+async fn write_link(
+    mut writer: LinkWriter,
+    mut queue: WriteQueue,
+    conn: u64,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    let peer = writer.peer();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = queue.rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
+            match queue.rx.try_recv() {
                 Ok(more) => batch.push(more),
                 Err(_) => break,
             }
         }
         if let Err(e) = writer.send(&batch).await {
-            debug!("write failed: {e}");
+            match e {
+                crate::transport::LinkError::WriteTimeout(_) => {
+                    warn!("closing link: {e}")
+                }
+                _ => debug!("write failed: {e}"),
+            }
+            let error = Some(format!("write failed: {e}"));
+            let _ = events.send(LinkEvent::Closed { peer, conn, error }).await;
             return;
         }
+        let written: usize = batch.iter().map(Bytes::len).sum();
+        queue.queued.fetch_sub(written, Ordering::Relaxed);
         batch.clear();
     }
     let _ = writer.shutdown().await;
 }
 
+#[cfg(test)]
+mod peer_tests;
 #[cfg(test)]
 mod tests;

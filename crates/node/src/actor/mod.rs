@@ -12,7 +12,7 @@
 //! - [`driver`]: feeds `gossipnet_proto::State` and carries out its output
 //!   (the one place protocol output becomes I/O);
 //! - [`timers`]: the protocol's timers;
-//! - [`links`]: the link table, one link per peer, backpressure, inbound
+//! - [`links`]: the link table, one link per peer, byte budgets, inbound
 //!   caps;
 //! - [`dial`]: dialling and accepting, and what a dial ends in;
 //! - [`bootstrap`]: static peers, the address book, LAN discovery, retries;
@@ -217,6 +217,8 @@ pub(crate) struct Actor {
     store: Option<StoreHandle>,
     /// Set once the node starts leaving: nothing new is taken on.
     leaving: bool,
+    /// How long each address in the dialler's map has gone unneeded.
+    addr_ages: links::AddrAges,
 }
 
 impl Actor {
@@ -268,6 +270,7 @@ impl Actor {
             events,
             store,
             leaving: false,
+            addr_ages: links::AddrAges::default(),
             config,
         }
     }
@@ -453,8 +456,8 @@ impl Actor {
                     nonce,
                     info: self.node_info(),
                 });
-                self.send_bytes(peer, Bytes::from(wire::encode(&reply)))
-                    .await;
+                let bytes = Bytes::from(wire::encode(&reply));
+                self.send_reply(peer, bytes, "a status query").await;
             }
             RuntimeMessage::Query(Query::StatusReply { .. }) => {}
             RuntimeMessage::Admin(bytes) => {

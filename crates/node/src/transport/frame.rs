@@ -9,9 +9,17 @@
 //! message in the plaintext stream, a u16 BE length before each frame of at
 //! most 65535 bytes of ciphertext on the wire. Every buffer here is bounded by
 //! [`MAX_MESSAGE_BYTES`] or by a constant below.
+//!
+//! Every write is bounded in time as well: a write that makes no progress
+//! for the writer's timeout fails ([`LinkError::WriteTimeout`]), so a peer
+//! that stops reading cannot pin the writer, its socket and its queue. The
+//! socket itself carries TCP keepalive and `TCP_USER_TIMEOUT`, so the kernel
+//! also gives up on a peer that vanished without a word.
 
 use std::fmt;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use gossipnet_proto::identity::NodeId;
@@ -21,6 +29,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::{LinkError, MAX_MESSAGE_BYTES};
+use crate::config::DEFAULT_SLOW_LINK_TIMEOUT;
 
 /// The Noise protocol's own limit on a message, hence on a transport frame.
 const MAX_FRAME_BYTES: usize = 65535;
@@ -49,6 +58,46 @@ const RETAINED_WRITE_BUFFER_BYTES: usize = 256 << 10;
 /// a busy link is drained in few system calls.
 const READ_CHUNK_BYTES: usize = 16 << 10;
 
+/// An idle link is probed by TCP keepalive after this long: the protocol
+/// pings its neighbours, but a link to a seed or a probe may be idle, and
+/// a peer that vanished must not hold its slot until the idle timer.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Time between keepalive probes once probing has begun.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Unanswered keepalive probes after which the kernel drops the connection:
+/// a few, so one lost probe does not cut a live link.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Sets keepalive and the user timeout on a link's socket. A failure is
+/// only logged: the write deadline bounds the link without them.
+fn tune_socket(stream: &TcpStream, user_timeout: Duration) {
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_RETRIES);
+    if let Err(err) = sock.set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%err, "cannot set TCP keepalive on a link");
+    }
+    set_user_timeout(stream, user_timeout);
+}
+
+/// Data unacknowledged this long makes the kernel drop the connection.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+fn set_user_timeout(stream: &TcpStream, timeout: Duration) {
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(%err, "cannot set TCP_USER_TIMEOUT on a link");
+    }
+}
+
+/// Elsewhere there is no such option; the write deadline suffices.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+fn set_user_timeout(_stream: &TcpStream, _timeout: Duration) {}
+
 /// The two halves of a link whose handshake with `peer` is done, over the
 /// transport state the handshake ended in.
 pub(super) fn halves(
@@ -58,6 +107,7 @@ pub(super) fn halves(
 ) -> (LinkReader, LinkWriter) {
     // One state for both halves; each keeps its own direction's nonce.
     let noise = Arc::new(noise);
+    tune_socket(&stream, DEFAULT_SLOW_LINK_TIMEOUT);
     let (read, write) = stream.into_split();
     let reader = LinkReader {
         peer,
@@ -75,6 +125,7 @@ pub(super) fn halves(
         plain: Vec::with_capacity(MAX_FRAME_PLAINTEXT),
         wire: Vec::new(),
         broken: false,
+        write_timeout: DEFAULT_SLOW_LINK_TIMEOUT,
     };
     (reader, writer)
 }
@@ -196,7 +247,8 @@ impl fmt::Debug for LinkReader {
 ///
 /// `send` is not cancel-safe: dropped midway, it may leave part of a batch on
 /// the wire, so the writer refuses further sends ([`LinkError::Broken`]) and
-/// the link must be closed.
+/// the link must be closed. Nor can it hang: each socket write that makes no
+/// progress within the write timeout fails the send.
 pub struct LinkWriter {
     peer: NodeId,
     /// Reached by the unit tests, which write raw bytes past the framing.
@@ -210,11 +262,18 @@ pub struct LinkWriter {
     wire: Vec<u8>,
     /// Set while a send is in flight; still set after one failed or was dropped.
     broken: bool,
+    /// Longest a socket write may make no progress.
+    write_timeout: Duration,
 }
 
 impl LinkWriter {
+    /// The peer's proven node id.
+    pub fn peer(&self) -> NodeId {
+        self.peer
+    }
+
     /// Sends `msgs` in order. The batch is coalesced into frames and written
-    /// with one `write_all` (several only for a batch past 1 MiB, which keeps
+    /// in one go (several only for a batch past 1 MiB, which keeps
     /// the buffer bounded).
     /// A message over [`MAX_MESSAGE_BYTES`] fails the whole batch before
     /// anything is sent. Not cancel-safe (see the type).
@@ -249,9 +308,19 @@ impl LinkWriter {
         Ok(())
     }
 
+    /// How long a write may make no progress before the send fails (and
+    /// the socket's `TCP_USER_TIMEOUT`); the default is the node's.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.write_timeout = timeout;
+        set_user_timeout(self.stream.as_ref(), timeout);
+    }
+
     /// Closes our direction; the peer's reader sees a clean end of stream.
+    /// Bounded by the write timeout, as a send is.
     pub async fn shutdown(&mut self) -> Result<(), LinkError> {
-        self.stream.shutdown().await?;
+        tokio::time::timeout(self.write_timeout, self.stream.shutdown())
+            .await
+            .map_err(|_| LinkError::WriteTimeout(self.write_timeout))??;
         Ok(())
     }
 
@@ -285,12 +354,21 @@ impl LinkWriter {
         Ok(())
     }
 
-    /// Writes the sealed frames in one call and empties the buffer.
+    /// Writes the sealed frames and empties the buffer. Each socket write
+    /// must take some bytes within the write timeout: a peer that reads
+    /// slowly is served, one that stopped reading fails the send.
     pub(super) async fn flush_wire(&mut self) -> Result<(), LinkError> {
-        if self.wire.is_empty() {
-            return Ok(());
+        let mut written = 0;
+        while written < self.wire.len() {
+            let write = self.stream.write(&self.wire[written..]);
+            let n = tokio::time::timeout(self.write_timeout, write)
+                .await
+                .map_err(|_| LinkError::WriteTimeout(self.write_timeout))??;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            written += n;
         }
-        self.stream.write_all(&self.wire).await?;
         self.wire.clear();
         self.wire.shrink_to(RETAINED_WRITE_BUFFER_BYTES);
         Ok(())

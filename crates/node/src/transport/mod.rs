@@ -220,6 +220,9 @@ pub enum LinkError {
     /// the stream is unknown.
     #[error("link broken by an earlier failed or cancelled send")]
     Broken,
+    /// A write made no progress for this long: the peer is not reading.
+    #[error("write made no progress for {0:?}; the peer is not reading")]
+    WriteTimeout(Duration),
 }
 
 /// An established link to a peer whose identity is proven.
