@@ -55,6 +55,8 @@ mod history;
 mod node;
 mod status;
 mod store;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod time;
 mod transport;
 
