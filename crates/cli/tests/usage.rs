@@ -258,3 +258,204 @@ fn bash_completions_load_and_the_man_page_renders() {
         );
     }
 }
+
+/// Runs a node on the data dir `data` that must be refused with exit 2,
+/// saying each of `says`.
+fn refused_on(data: &str, extra: &[&str], says: &[&str]) {
+    let mut list = vec!["node", "0", "--data-dir", data, "--no-mdns"];
+    if !extra.contains(&"--host") {
+        list.extend_from_slice(&["--host", "127.0.0.1"]);
+    }
+    list.extend_from_slice(extra);
+    let out = run_bounded(&list);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{list:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{list:?}: '{s}' not in: {err}");
+    }
+    assert!(!err.contains("listening on"), "{list:?} started: {err}");
+}
+
+#[test]
+fn malformed_configs_and_invalid_limits_are_named_and_exit_2() {
+    let dir = TempDir::new("usage-config");
+    let data = dir.join("d");
+    let config = dir.path().join("net.toml");
+    let path = config.to_str().unwrap();
+    // What the parser refuses names the file; a value it takes but we
+    // refuse names the key.
+    for (toml, says) in [
+        ("network_id = \"x\n", &[path, "is not valid"][..]),
+        ("this is not toml at all", &[path, "is not valid"]),
+        ("[limits]\nmax_inbound = -1\n", &[path, "max_inbound"]),
+        ("[limits]\nmax_inbound = \"many\"\n", &[path, "max_inbound"]),
+        ("[limits]\nspeed = 3\n", &[path, "unknown field `speed`"]),
+        (
+            "[limits]\nmax_inbound_per_ip = 0\n",
+            &["limits.max_inbound_per_ip in the config must be at least 1"],
+        ),
+        (
+            "[protocol]\nactive_view = 0\n",
+            &["protocol.active_view must be at least 1"],
+        ),
+        ("peers = [\"nowhere\"]\n", &["'nowhere' is not HOST:PORT"]),
+    ] {
+        std::fs::write(&config, toml).unwrap();
+        refused_on(&data, &["--config", path], says);
+    }
+    refused_on(
+        &data,
+        &["--config", &dir.join("missing.toml")],
+        &["cannot read config file", "missing.toml"],
+    );
+}
+
+#[test]
+fn unparseable_addresses_are_named_and_exit_2() {
+    let dir = TempDir::new("usage-addr");
+    let data = dir.join("d");
+    for (extra, says) in [
+        (&["--peer", "127.0.0.1:port"][..], "127.0.0.1:port"),
+        (&["--peer", ":7000"][..], ":7000"),
+        (&["--host", "not-an-ip"][..], "not-an-ip"),
+        (&["--advertise", "somewhere"][..], "somewhere"),
+        (&["--api", "localhost"][..], "localhost"),
+    ] {
+        refused_on(&data, extra, &[says]);
+    }
+}
+
+#[test]
+fn a_port_in_use_is_named_and_exits_2() {
+    let dir = TempDir::new("usage-port");
+    // Held for the whole test: the node must find the port taken.
+    let taken = common::listener();
+    let port = common::port_of(&taken).to_string();
+    let list = [
+        "node",
+        "--port",
+        &port,
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        &dir.join("d"),
+        "--no-mdns",
+    ];
+    let out = run(&list);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("port {port}")), "{err}");
+    assert!(err.contains("--port"), "{err}");
+    drop(taken);
+}
+
+/// Runs `gossipnet ARGS` to the end, as [`run`] does, but kills it and
+/// fails if it is still running at the deadline: a node that should have
+/// been refused and started instead must not hang the test.
+fn run_bounded(list: &[&str]) -> Output {
+    let child = Command::new(bin())
+        .args(list)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gossipnet");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::sync_channel(1);
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().expect("wait for gossipnet");
+        let _ = done.send(());
+        out
+    });
+    if finished.recv_timeout(common::DEADLINE).is_err() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let out = waiter.join().unwrap();
+        panic!("{list:?} did not exit: it started\n{}", stderr(&out));
+    }
+    waiter.join().unwrap()
+}
+
+/// Starts and stops a node on `data`, so it holds an identity key and a
+/// database.
+fn first_run(data: &str) {
+    let mut node = Proc::start(
+        "first",
+        &args(&[
+            "node",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--data-dir",
+            data,
+            "--no-mdns",
+        ]),
+    );
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn a_corrupted_or_unreadable_identity_key_is_named_kept_and_exits_2() {
+    let dir = TempDir::new("usage-key");
+    let data = dir.join("d");
+    first_run(&data);
+    let key = std::path::Path::new(&data).join("identity.key");
+    let key_name = key.display().to_string();
+    for bad in [
+        b"not a key\n".to_vec(),
+        vec![0xff, 0x00, 0xfe, 0x80],
+        format!("{}\n", "g".repeat(64)).into_bytes(),
+        Vec::new(),
+    ] {
+        std::fs::write(&key, &bad).unwrap();
+        refused_on(&data, &[], &[&key_name, "move it away"]);
+        assert_eq!(
+            std::fs::read(&key).unwrap(),
+            bad,
+            "the key file was changed"
+        );
+    }
+    // A key that cannot be read as a file (root reads any file's bytes, so
+    // a directory stands in for an unreadable one).
+    std::fs::remove_file(&key).unwrap();
+    std::fs::create_dir(&key).unwrap();
+    refused_on(&data, &[], &[&key_name]);
+    assert!(key.is_dir(), "the key's directory was replaced");
+}
+
+#[test]
+fn a_corrupted_database_is_named_kept_and_exits_2() {
+    let dir = TempDir::new("usage-db");
+    let data = dir.join("d");
+    first_run(&data);
+    let db = std::path::Path::new(&data).join("gossipnet.db");
+    let db_name = db.display().to_string();
+    let mut valid = std::fs::read(&db).unwrap();
+    let mut rng_state = 0x5eed_u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                rng_state = rng_state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (rng_state >> 33) as u8
+            })
+            .collect()
+    };
+    // Garbage throughout, and a real header over garbage pages.
+    let garbage = noise(16 << 10);
+    let page = 4096.min(valid.len());
+    let tail = noise(valid.len().max(3 * page) - page);
+    valid.truncate(page);
+    valid.extend(tail);
+    for bad in [garbage, valid] {
+        for extra in ["gossipnet.db-wal", "gossipnet.db-shm"] {
+            let _ = std::fs::remove_file(std::path::Path::new(&data).join(extra));
+        }
+        std::fs::write(&db, &bad).unwrap();
+        refused_on(&data, &[], &[&db_name, "move it away"]);
+        assert!(
+            std::fs::read(&db).unwrap() == bad,
+            "the database file was changed"
+        );
+    }
+}

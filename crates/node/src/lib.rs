@@ -14,7 +14,9 @@
 //!   crawl sees it; [`admin`]: signing a network-wide shutdown; [`time`]:
 //!   the wall clock the node stamps messages with; `control` (feature
 //!   `control-api`, on by default): the control API and dashboard, HTTP +
-//!   JSON on loopback.
+//!   JSON on loopback; `testing` (feature `test-utils`, for tests only): a
+//!   hostile peer that speaks the real handshake and then sends whatever a
+//!   test asks.
 //!
 //! Inside, private: `transport` (TCP links with a Noise handshake that
 //! proves each peer's ed25519 identity, encrypted and framed), `store` (the
@@ -55,6 +57,8 @@ mod history;
 mod node;
 mod status;
 mod store;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 pub mod time;
 mod transport;
 

@@ -540,9 +540,17 @@ async fn serve(prepared: Prepared, json: bool) -> Result<()> {
             "{e}; port {} may be in use: pick another with --port",
             listen.port()
         ))),
-        gossipnet_node::NodeError::Store(ref source @ gossipnet_node::StoreError::InUse { .. }) => {
-            anyhow::Error::new(UsageError(source.to_string()))
-        }
+        // A data dir in use, or a key file or database that cannot be used
+        // as it is: the message names the file and what to do, and the
+        // person must act before the node can start.
+        gossipnet_node::NodeError::Store(
+            ref source @ (gossipnet_node::StoreError::InUse { .. }
+            | gossipnet_node::StoreError::DataDir { .. }
+            | gossipnet_node::StoreError::IdentityIo { .. }
+            | gossipnet_node::StoreError::MalformedIdentity { .. }
+            | gossipnet_node::StoreError::OpenDatabase { .. }
+            | gossipnet_node::StoreError::SchemaTooNew { .. }),
+        ) => anyhow::Error::new(UsageError(source.to_string())),
         gossipnet_node::NodeError::Store(ref source) => anyhow!(
             "cannot use data directory {}: {source}; pick another with --data-dir",
             prepared_dir.display()

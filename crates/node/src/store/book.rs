@@ -94,6 +94,7 @@ impl AddressBook {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
+        check_integrity(&conn).map_err(open_err)?;
         migrate(&mut conn, path)?;
         let mut book = Self {
             conn,
@@ -104,9 +105,14 @@ impl AddressBook {
         };
         // The counters restart at zero, so trim now: restarts must not let
         // the tables creep past their bounds.
-        book.prune(MAX_PEERS)?;
-        book.prune_addresses()?;
-        book.prune_history()?;
+        // A damaged page may only show here: say which file it is.
+        let named = |err: StoreError| match err {
+            StoreError::Database(source) => open_err(source),
+            other => other,
+        };
+        book.prune(MAX_PEERS).map_err(named)?;
+        book.prune_addresses().map_err(named)?;
+        book.prune_history().map_err(named)?;
         Ok(book)
     }
 
@@ -423,4 +429,20 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
         );
     }
     addr
+}
+
+/// Fails on a damaged database before anything reads or writes it, so
+/// the node stops with the file's name instead of meeting the damage later
+/// in the middle of a run, and never writes into a damaged file.
+/// `quick_check` reads every page once; the database is bounded (the
+/// address book and the history's retention), so this costs milliseconds.
+fn check_integrity(conn: &Connection) -> rusqlite::Result<()> {
+    let verdict: String = conn.pragma_query_value(None, "quick_check", |row| row.get(0))?;
+    if verdict == "ok" {
+        return Ok(());
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(format!("the database is damaged ({verdict})")),
+    ))
 }

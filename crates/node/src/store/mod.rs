@@ -125,7 +125,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The database could not be opened or brought to the current schema.
-    #[error("cannot open database {}: {source}; if it is damaged, stop the node and move it away (the address book is rebuilt)", .path.display())]
+    #[error("cannot open database {}: {source}; if it is damaged, move it away (it is left as it is) and start again with a new one: the address book is rebuilt from the network, the message history starts empty", .path.display())]
     OpenDatabase {
         /// The database file.
         path: PathBuf,
@@ -199,7 +199,13 @@ impl Store {
     pub fn open_with(dir: &DataDir, retention: Retention) -> Result<StoreHandle, StoreError> {
         let mut book = AddressBook::open_in(dir)?;
         book.set_retention(retention);
-        book.prune_history()?;
+        book.prune_history().map_err(|err| match err {
+            StoreError::Database(source) => StoreError::OpenDatabase {
+                path: dir.database_path(),
+                source,
+            },
+            other => other,
+        })?;
         Self::spawn(book)
     }
 

@@ -251,8 +251,9 @@ impl fmt::Debug for LinkReader {
 /// progress within the write timeout fails the send.
 pub struct LinkWriter {
     peer: NodeId,
-    /// Reached by the unit tests, which write raw bytes past the framing.
-    pub(super) stream: OwnedWriteHalf,
+    /// Reached by the unit tests and the hostile peer of `testing`, which
+    /// write raw bytes past the framing.
+    pub(crate) stream: OwnedWriteHalf,
     noise: Arc<StatelessTransportState>,
     /// Nonce of our next frame.
     nonce: u64,
@@ -325,7 +326,7 @@ impl LinkWriter {
     }
 
     /// Appends to the plaintext stream, sealing each frame as it fills.
-    pub(super) fn push_plain(&mut self, mut data: &[u8]) -> Result<(), LinkError> {
+    pub(crate) fn push_plain(&mut self, mut data: &[u8]) -> Result<(), LinkError> {
         while !data.is_empty() {
             let take = (MAX_FRAME_PLAINTEXT - self.plain.len()).min(data.len());
             let (now, later) = data.split_at(take);
@@ -339,7 +340,7 @@ impl LinkWriter {
     }
 
     /// Encrypts `plain` as one frame at the end of `wire`.
-    pub(super) fn seal_frame(&mut self) -> Result<(), LinkError> {
+    pub(crate) fn seal_frame(&mut self) -> Result<(), LinkError> {
         let sealed = self.plain.len() + TAG_BYTES;
         // Cannot fail: `plain` never holds more than a frame's plaintext.
         let header = u16::try_from(sealed).map_err(|_| LinkError::ShortFrame { len: sealed })?;
@@ -357,7 +358,7 @@ impl LinkWriter {
     /// Writes the sealed frames and empties the buffer. Each socket write
     /// must take some bytes within the write timeout: a peer that reads
     /// slowly is served, one that stopped reading fails the send.
-    pub(super) async fn flush_wire(&mut self) -> Result<(), LinkError> {
+    pub(crate) async fn flush_wire(&mut self) -> Result<(), LinkError> {
         let mut written = 0;
         while written < self.wire.len() {
             let write = self.stream.write(&self.wire[written..]);
