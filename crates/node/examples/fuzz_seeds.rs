@@ -56,7 +56,9 @@ fn frames(msgs: &[&[u8]], cut: u8) -> Vec<u8> {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fuzz/corpus".into());
     let dir = Path::new(&dir);
     let key = SecretKey::from_bytes(&[3; 32]);
     let other = SecretKey::from_bytes(&[4; 32]);
@@ -114,7 +116,12 @@ fn main() {
         "preamble_refused",
         &with(1, &[h, status(4, "too many inbound links")].concat()),
     );
-    write(dir, "link_frame", "status", &with(2, &status(2, "different network id")));
+    write(
+        dir,
+        "link_frame",
+        "status",
+        &with(2, &status(2, "different network id")),
+    );
     let ping = wire::encode(&Message::Ping(7));
     write(
         dir,
@@ -137,7 +144,10 @@ fn main() {
         dir,
         "handshake",
         "tampered",
-        &with(1, &[&secret[..], &noise_static[..], &[0, 0, 1][..]].concat()),
+        &with(
+            1,
+            &[&secret[..], &noise_static[..], &[0, 0, 1][..]].concat(),
+        ),
     );
     write(
         dir,
@@ -149,7 +159,10 @@ fn main() {
         dir,
         "handshake",
         "abort",
-        &with(2, &[&[0u8, 0][..], &status(6, "handshake failed to decrypt")].concat()),
+        &with(
+            2,
+            &[&[0u8, 0][..], &status(6, "handshake failed to decrypt")].concat(),
+        ),
     );
     let proof = [&key.node_id().as_bytes()[..], &[1u8; 64][..]].concat();
     write(dir, "handshake", "message2", &with(3, &proof));
@@ -216,8 +229,9 @@ fn main() {
             more: false,
         })),
     ];
-    for m in &messages {
-        write(dir, "wire", wire::kind(m), &wire::encode(m));
+    for (i, m) in messages.iter().enumerate() {
+        let name = format!("{i:02}_{}", wire::kind(m));
+        write(dir, "wire", &name, &wire::encode(m));
     }
 
     // envelope
@@ -227,12 +241,22 @@ fn main() {
     write(dir, "envelope", "chat_body", &with(3, &chat));
     write(dir, "envelope", "sealed", &with(4, &sealed.encode()));
     write(dir, "envelope", "seal", &with(5, &chat));
-    write(dir, "envelope", "sign", &with(6, &[&[0u8; 16][..], &chat].concat()));
+    write(
+        dir,
+        "envelope",
+        "sign",
+        &with(6, &[&[0u8; 16][..], &chat].concat()),
+    );
     write(dir, "envelope", "shutdown", &with(7, &shutdown));
     let body = postcard_network_id("fuzz");
     let mut fields = 5u64.to_le_bytes().to_vec();
     fields.extend_from_slice(&1_800_000_000_000u64.to_le_bytes());
-    write(dir, "envelope", "shutdown_body", &with(8, &[fields, body].concat()));
+    write(
+        dir,
+        "envelope",
+        "shutdown_body",
+        &with(8, &[fields, body].concat()),
+    );
 
     // config
     write(
@@ -257,7 +281,10 @@ fn main() {
         dir,
         "api_json",
         "dm",
-        &with(1, format!(r#"{{"to":"{}","text":"hi"}}"#, key.node_id()).as_bytes()),
+        &with(
+            1,
+            format!(r#"{{"to":"{}","text":"hi"}}"#, key.node_id()).as_bytes(),
+        ),
     );
     let hex: String = shutdown.iter().map(|b| format!("{b:02x}")).collect();
     write(
