@@ -31,7 +31,10 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn check_chat(body: &ChatBody) {
-    assert!(body.text.len() <= MAX_TEXT_BYTES * 3, "chat text over its bound");
+    assert!(
+        body.text.len() <= MAX_TEXT_BYTES * 3,
+        "chat text over its bound"
+    );
     let name = body.name.as_deref().unwrap_or("");
     assert!(name.len() <= MAX_NAME_BYTES * 3, "chat name over its bound");
     for s in [body.text.as_str(), name] {
@@ -69,7 +72,11 @@ fuzz_target!(|data: &[u8]| {
     match which % 9 {
         0 => {
             if let Ok(signed) = SignedEnvelope::decode(rest) {
-                assert_eq!(&signed.encode()[..], rest, "a non-canonical envelope decoded");
+                assert_eq!(
+                    &signed.encode()[..],
+                    rest,
+                    "a non-canonical envelope decoded"
+                );
                 let _ = signed.verify();
                 let _ = signed.id();
             }
@@ -80,7 +87,10 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             if let Ok(record) = SignedRecord::decode(rest) {
-                record.record().check().expect("a decoded record is in bounds");
+                record
+                    .record()
+                    .check()
+                    .expect("a decoded record is in bounds");
                 let _ = record.verify();
                 let again = SignedRecord::decode(&record.encode()).expect("re-encoded record");
                 assert_eq!(again, record, "a record changed in a round trip");

@@ -57,7 +57,10 @@ pub fn signed_shutdown_body(body: &[u8], seq: u64, time_ms: u64) {
     let checked = state.check(&signed.encode(), &[admin.node_id()], NETWORK_ID, NOW_MS);
     if checked.is_ok() {
         let body: ShutdownBody = postcard::from_bytes(body).expect("an obeyed body decodes");
-        assert_eq!(body.network_id, NETWORK_ID, "obeyed a command for another network");
+        assert_eq!(
+            body.network_id, NETWORK_ID,
+            "obeyed a command for another network"
+        );
     }
 }
 

@@ -80,10 +80,7 @@ async fn tcp_pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
 
 /// Runs `read` on one end of a fresh connection after `bytes` were written to
 /// the other and that direction closed.
-fn over_socket<T>(
-    bytes: &[u8],
-    read: impl AsyncFnOnce(&mut TcpStream) -> T,
-) -> T {
+fn over_socket<T>(bytes: &[u8], read: impl AsyncFnOnce(&mut TcpStream) -> T) -> T {
     let h = harness();
     h.runtime.block_on(async {
         let (mut peer, mut ours) = tcp_pair(&h.listener).await;
@@ -121,7 +118,10 @@ pub fn preamble(bytes: &[u8]) {
         Ok::<_, HandshakeError>((theirs, status, reason))
     });
     if let Ok((theirs, status, reason)) = got {
-        assert!(reason.len() <= MAX_REASON_BYTES * 3, "reason over its bound");
+        assert!(
+            reason.len() <= MAX_REASON_BYTES * 3,
+            "reason over its bound"
+        );
         assert!(
             !reason.chars().any(char::is_control),
             "control character in a peer's reason: {reason:?}"
@@ -147,7 +147,10 @@ pub fn handshake_message(bytes: &[u8]) {
     if let Ok(msg) = over_socket(bytes, async |s| read_handshake_message(s).await) {
         let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
         assert_eq!(msg.len(), len, "message length differs from its prefix");
-        assert_eq!(&msg[..], &bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len]);
+        assert_eq!(
+            &msg[..],
+            &bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len]
+        );
     }
 }
 
@@ -254,8 +257,10 @@ fn noise_pair() -> (snow::StatelessTransportState, snow::StatelessTransportState
     let n = init.write_message(&[], &mut msg).expect("message 3");
     resp.read_message(&msg[..n], &mut out).expect("read 3");
     (
-        init.into_stateless_transport_mode().expect("initiator transport"),
-        resp.into_stateless_transport_mode().expect("responder transport"),
+        init.into_stateless_transport_mode()
+            .expect("initiator transport"),
+        resp.into_stateless_transport_mode()
+            .expect("responder transport"),
     )
 }
 
@@ -321,7 +326,11 @@ pub fn plaintext_stream(bytes: &[u8]) {
     let mut at = 0;
     let outcome = loop {
         let Some(head) = plain.get(at..at + 4) else {
-            break if at == plain.len() { "clean" } else { "truncated" };
+            break if at == plain.len() {
+                "clean"
+            } else {
+                "truncated"
+            };
         };
         let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
         if len > MAX_MESSAGE_BYTES {
