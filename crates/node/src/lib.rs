@@ -53,6 +53,9 @@ pub mod crawl;
 mod discovery;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod node;
 mod status;

@@ -23,13 +23,15 @@ use gossipnet_node::{Events, EventsError, Limits, Node, NodeBuilder, NodeEvent, 
 use gossipnet_node::{DEFAULT_PORT, DEFAULT_PORT_RANGE};
 use gossipnet_proto::envelope::Kind;
 use gossipnet_proto::NodeId;
-use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 
+use self::file_config::FileConfig;
 use super::chat::{self, CHAT_LOG_FILE};
 use crate::logging;
 use crate::signals::Signals;
 use crate::util::{clock, raise_fd_limit, read_hex32, usage_bail, UsageError};
+
+mod file_config;
 
 /// Arguments shared by `node` and `seed`.
 #[derive(Debug, Args)]
@@ -124,45 +126,6 @@ pub struct SeedArgs {
     /// Port to listen on (also --port).
     #[arg(value_name = "PORT", conflicts_with = "port")]
     port_pos: Option<u16>,
-}
-
-/// The network config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    network_id: Option<String>,
-    psk_file: Option<PathBuf>,
-    #[serde(default)]
-    admin_keys: Vec<String>,
-    #[serde(default)]
-    seeds: Vec<String>,
-    #[serde(default)]
-    peers: Vec<String>,
-    #[serde(default)]
-    limits: FileLimits,
-    #[serde(default)]
-    protocol: FileProtocol,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLimits {
-    max_inbound: Option<usize>,
-    max_inbound_per_ip: Option<usize>,
-    handshake_timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileProtocol {
-    active_view: Option<usize>,
-    passive_view: Option<usize>,
-    ping_after_ms: Option<u64>,
-    dead_after_ms: Option<u64>,
-    shuffle_interval_ms: Option<u64>,
-    size_tick_ms: Option<u64>,
-    history_messages: Option<usize>,
-    history_mib: Option<usize>,
 }
 
 pub fn run_node(args: NodeArgs) -> Result<()> {
@@ -451,7 +414,7 @@ fn load_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))
         .map_err(|e| anyhow::Error::new(UsageError(format!("{e:#}"))))?;
-    toml::from_str(&text).map_err(|e| {
+    file_config::parse(&text).map_err(|e| {
         anyhow::Error::new(UsageError(format!(
             "config file {} is not valid: {e}",
             path.display()

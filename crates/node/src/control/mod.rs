@@ -37,6 +37,8 @@ pub use events::message_json;
 mod metrics;
 mod network;
 mod routes;
+#[cfg(feature = "fuzzing")]
+pub(crate) use routes::{DmBody, SendBody, ShutdownBody};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -115,8 +115,8 @@ async fn peers(State(state): State<Arc<ApiState>>) -> Result<Json<Value>, ApiErr
 }
 
 #[derive(Debug, Deserialize)]
-struct SendBody {
-    text: String,
+pub(crate) struct SendBody {
+    pub(crate) text: String,
 }
 
 async fn send(
@@ -132,9 +132,9 @@ async fn send(
 }
 
 #[derive(Debug, Deserialize)]
-struct DmBody {
-    to: String,
-    text: String,
+pub(crate) struct DmBody {
+    pub(crate) to: String,
+    pub(crate) text: String,
 }
 
 async fn dm(
@@ -166,8 +166,8 @@ async fn leave(State(state): State<Arc<ApiState>>) -> Json<Value> {
 }
 
 #[derive(Debug, Deserialize)]
-struct ShutdownBody {
-    command: String,
+pub(crate) struct ShutdownBody {
+    pub(crate) command: String,
 }
 
 async fn shutdown(

@@ -396,7 +396,9 @@ async fn write_handshake_message(stream: &mut TcpStream, msg: &[u8]) -> Result<(
 
 /// The peer's next handshake message; an abort in its place becomes the error
 /// it announces.
-async fn read_handshake_message(stream: &mut TcpStream) -> Result<Vec<u8>, HandshakeError> {
+pub(super) async fn read_handshake_message(
+    stream: &mut TcpStream,
+) -> Result<Vec<u8>, HandshakeError> {
     let mut head = [0u8; FRAME_HEADER_BYTES];
     stream.read_exact(&mut head).await?;
     let len = usize::from(u16::from_be_bytes(head));

@@ -58,6 +58,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod handshake;
 #[cfg(test)]
 mod link_tests;

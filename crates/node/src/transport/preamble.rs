@@ -29,7 +29,7 @@ const MAGIC: [u8; 4] = *b"GSPN";
 pub(super) const NETWORK_TAG_BYTES: usize = 8;
 
 /// Hello: magic, version, network tag, flags.
-const HELLO_BYTES: usize = MAGIC.len() + 2 + NETWORK_TAG_BYTES + 1;
+pub(super) const HELLO_BYTES: usize = MAGIC.len() + 2 + NETWORK_TAG_BYTES + 1;
 
 /// Hello flag: this side uses a pre-shared key (a private network).
 const FLAG_PSK: u8 = 0x01;
