@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Builds every fuzz target and runs each for SECONDS (default 60), one after
-# another, from a copy of the committed seeds in fuzz/corpus/ (the copy, in
+# Usage: fuzz/run.sh [SECONDS] [TARGET ...]
+# Builds every fuzz target and runs each (or each TARGET named) for SECONDS
+# (default 60), one after another, from a copy of the committed seeds in fuzz/corpus/ (the copy, in
 # fuzz/work/, grows and is not committed). Prints each target's executions
 # and corpus size from libFuzzer's last stats line; exits non-zero if any
 # target crashed (its input is left in fuzz/artifacts/<target>/).
 set -uo pipefail
 
 seconds="${1:-60}"
+shift $(( $# > 0 ? 1 : 0 ))
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 
@@ -18,7 +20,11 @@ max_len=4096
 malloc_limit_mb=256
 
 cargo +nightly fuzz build || exit 2
-targets=$(cargo +nightly fuzz list)
+if [ $# -gt 0 ]; then
+    targets="$*"
+else
+    targets=$(cargo +nightly fuzz list)
+fi
 
 failed=()
 printf '%-12s %12s %10s %8s  %s\n' target execs exec/s corpus result
