@@ -929,3 +929,25 @@ fn data_is_kept_only_for_peers_in_a_view() {
     assert!(!node.active(50) && !node.passive(50));
     assert_eq!(node.hpv.peer_data(&id(50)), None);
 }
+
+#[test]
+fn where_records_are_carried_a_join_must_carry_the_senders_own() {
+    let (_, mine) = record(100, 1);
+    let mut node = Node {
+        hpv: HyParView::new(id(ME), mine, Config::default()),
+        rng: ChaCha8Rng::seed_from_u64(26),
+        now: Instant::now(),
+    }
+    .with_active(&[1, 2]);
+    let (joiner, good) = record(105, 1);
+    let (_, someone_elses) = record(106, 1);
+    let out = node.handle(InEvent::RecvMessage(joiner, Message::Join(someone_elses)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, OutEvent::Misbehaved(p, _) if *p == joiner)),
+        "{out:?}"
+    );
+    assert!(!node.hpv.active_view().contains(&joiner));
+    node.handle(InEvent::RecvMessage(joiner, Message::Join(good)));
+    assert!(node.hpv.active_view().contains(&joiner));
+}

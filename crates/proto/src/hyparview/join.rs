@@ -44,9 +44,20 @@ impl HyParView {
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
-        self.learn_data(from, data.clone(), out);
-        self.add_active(from, true, rng, out);
         let info = PeerInfo { id: from, data };
+        if self.records && !self.vouched(&info) {
+            // The joiner is the linked peer itself: a record that is not
+            // its own, or does not verify, would make us hand on another
+            // node's addresses under its id.
+            out.push_back(OutEvent::Misbehaved(
+                from,
+                "join with a record that is not its own",
+            ));
+            return;
+        }
+        let data = info.data.clone();
+        self.learn_data(from, data, out);
+        self.add_active(from, true, rng, out);
         for peer in self.active.clone() {
             if peer != from {
                 out.push_back(OutEvent::SendMessage(
