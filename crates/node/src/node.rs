@@ -21,6 +21,11 @@ use crate::{
     PeerStatus, Status,
 };
 
+/// Connections the kernel queues for the listener before the node accepts
+/// them, as tokio's own bind: past a full queue, a burst of connections is
+/// dropped by the kernel and left half-open at the dialler, unanswered.
+const LISTEN_BACKLOG: i32 = 1024;
+
 /// A running node. Cheap to clone; every clone talks to the same node.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -74,6 +79,11 @@ impl Node {
         config.listen = addr;
         listener
             .set_nonblocking(true)
+            .map_err(|e| bind_error(addr, e))?;
+        // A socket bound elsewhere (std binds with a backlog of 128) gets
+        // the backlog of one the node binds itself: listen again resizes it.
+        socket2::SockRef::from(&listener)
+            .listen(LISTEN_BACKLOG)
             .map_err(|e| bind_error(addr, e))?;
         let listener = TcpListener::from_std(listener).map_err(|e| bind_error(addr, e))?;
         Self::start(config, listener).await
