@@ -256,6 +256,12 @@ impl Dialer {
         };
     }
 
+    /// Forgets the name of a peer whose addresses were forgotten, so the
+    /// names are bounded as the addresses are.
+    pub(super) fn forget_name(&mut self, peer: &NodeId) {
+        self.names.remove(peer);
+    }
+
     /// The name in `peer`'s record, if it has one.
     pub(super) fn name_of(&self, peer: &NodeId) -> Option<&str> {
         self.names.get(peer).map(String::as_str)

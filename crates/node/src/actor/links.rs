@@ -618,9 +618,17 @@ async fn write_link(
             }
         }
         if let Err(e) = writer.send(&batch).await {
-            match e {
+            match &e {
                 crate::transport::LinkError::WriteTimeout(_) => {
                     warn!("closing link: {e}")
+                }
+                // The socket's TCP_USER_TIMEOUT: the peer acknowledged
+                // nothing for as long. Said here, since the reader may
+                // see only the end of the stream.
+                crate::transport::LinkError::Io(io)
+                    if io.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    warn!("closing link: the peer is not reading ({e})")
                 }
                 _ => debug!("write failed: {e}"),
             }

@@ -179,6 +179,15 @@ impl Actor {
     async fn registry_outputs(&mut self, outs: Vec<SeedOutput>, inputs: &mut Vec<SeedInput>) {
         for out in outs {
             match out {
+                // A list is the one big answer a small request buys: it
+                // comes out of the asker's reply budget.
+                SeedOutput::Send {
+                    to,
+                    msg: msg @ SeedMessage::List(_),
+                } => {
+                    let bytes = Bytes::from(wire::encode(&Message::Seed(msg)));
+                    self.send_reply(to, bytes, "a seed list request").await;
+                }
                 SeedOutput::Send { to, msg } => self.send_seed(to, msg).await,
                 SeedOutput::Probe { id, .. } if self.links.contains(&id) => {
                     // A node we hold a link to is alive, whatever a peer

@@ -93,6 +93,9 @@ impl Actor {
             ADDR_GRACE,
             MAX_ADDRS,
         );
+        for id in &removed {
+            self.dialer.forget_name(id);
+        }
         if !removed.is_empty() {
             debug!(
                 removed = removed.len(),
