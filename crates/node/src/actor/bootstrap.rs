@@ -127,6 +127,7 @@ impl Actor {
             self.driver.probe(peer);
         }
         self.send_probes().await;
+        self.settle_link_probes().await;
         self.prune_addrs();
         let links = &self.links;
         let out = self

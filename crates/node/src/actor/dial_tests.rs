@@ -262,3 +262,73 @@ async fn a_seed_does_not_probe_a_reported_node_it_holds_a_link_to() {
     assert!(probe.is_err(), "the seed probed a node it holds a link to");
     drop((a_reader, a_writer));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_probes_a_reported_node_whose_link_ends_just_after_the_report() {
+    let seed = Node::builder()
+        .discovery(false)
+        .role(crate::Role::Seed)
+        .spawn()
+        .await
+        .unwrap();
+    let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+    // Takes the probe's connection and drops it: the probe fails.
+    let trap = TcpListener::bind(loopback).await.unwrap();
+    let dying = key(23);
+    let (mut d_reader, mut d_writer) = link_from(&seed, &dying, loopback)
+        .await
+        .unwrap()
+        .into_split();
+    register(
+        &mut d_reader,
+        &mut d_writer,
+        record(&dying, vec![trap.local_addr().unwrap()]),
+    )
+    .await;
+    let reporter = key(24);
+    let (mut reader, mut writer) = link_from(&seed, &reporter, loopback)
+        .await
+        .unwrap()
+        .into_split();
+    register(&mut reader, &mut writer, record(&reporter, Vec::new())).await;
+    // The report comes before the seed's own link to the node ends, as
+    // when a killed node's neighbours are quicker than the seed.
+    send(
+        &mut writer,
+        Message::Seed(SeedMessage::DeadReport(dying.node_id())),
+    )
+    .await;
+    send(
+        &mut writer,
+        Message::Seed(SeedMessage::ListRequest { max: 0 }),
+    )
+    .await;
+    next_seed_message(&mut reader, |m| matches!(m, SeedMessage::List(_))).await;
+    drop((d_reader, d_writer));
+    let probe = timeout(DEADLINE, trap.accept()).await;
+    assert!(
+        probe.is_ok(),
+        "the seed never probed a node whose link ended"
+    );
+    drop(probe);
+    // The probe failed: the node goes from the list.
+    let gone = timeout(DEADLINE, async {
+        loop {
+            send(
+                &mut writer,
+                Message::Seed(SeedMessage::ListRequest { max: 0 }),
+            )
+            .await;
+            let list = next_seed_message(&mut reader, |m| matches!(m, SeedMessage::List(_))).await;
+            let SeedMessage::List(list) = list else {
+                unreachable!()
+            };
+            if !list.iter().any(|r| r.id() == dying.node_id()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the dead node stayed listed");
+}

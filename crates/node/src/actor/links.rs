@@ -552,6 +552,7 @@ impl Actor {
             Some(e) => info!(peer = %peer.short(), "link down: {e}"),
             None => debug!(peer = %peer.short(), "link closed by peer"),
         }
+        self.settle_link_probes().await;
         if self.driver.neighbors.contains(&peer) {
             self.driver.hint_down(peer, crate::DownReason::Unreachable);
             let out = self.seeds.handle_neighbor_lost(peer);

@@ -7,7 +7,9 @@
 //!
 //! [`SeedClient`]: gossipnet_proto::seed::SeedClient
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gossipnet_proto::hyparview::PeerInfo;
@@ -27,6 +29,12 @@ use crate::config::Limits;
 /// task to start and its result to reach the registry.
 const PROBE_MARGIN: Duration = Duration::from_secs(5);
 
+/// How long a dead report for a node the seed holds a link to waits for
+/// that link to end. A node that died a moment ago is reported by its
+/// neighbours about when the seed's own link to it closes, and the report
+/// may come first; a link that outlives this wait belongs to a live node.
+const LINK_PROBE_WAIT: Duration = Duration::from_secs(3);
+
 /// How long the registry waits for a probe: longer than the probe's dial
 /// can take ([`PROBE_ADDRS`] addresses, each a connect and a handshake at
 /// their timeouts), so a probe still dialling never counts as failed.
@@ -41,7 +49,7 @@ pub(super) enum Role {
     Node,
     /// A seed: keeps the registry, answers lists, and stays out of the
     /// overlay (it joins nobody and broadcasts nothing).
-    Seed(SeedServer),
+    Seed(Box<SeedServer>),
 }
 
 impl Role {
@@ -51,9 +59,10 @@ impl Role {
                 probe_timeout: probe_timeout(limits),
                 ..SeedConfig::default()
             };
-            Self::Seed(SeedServer {
+            Self::Seed(Box::new(SeedServer {
                 registry: SeedRegistry::new(config),
-            })
+                link_probes: HashMap::new(),
+            }))
         } else {
             Self::Node
         }
@@ -84,6 +93,11 @@ impl Role {
 /// The seed role's state: the registry of live nodes.
 pub(super) struct SeedServer {
     pub(super) registry: SeedRegistry,
+    /// Dead reports for nodes the seed holds a link to, waiting
+    /// [`LINK_PROBE_WAIT`] for the link to end: the addresses to probe
+    /// then, and since when. At most one per probe the registry has in
+    /// flight, so bounded as those are.
+    link_probes: HashMap<NodeId, (Vec<SocketAddr>, Instant)>,
 }
 
 impl Actor {
@@ -155,6 +169,42 @@ impl Actor {
         }
     }
 
+    /// The dead reports waiting on a link: a link that ended sends its node
+    /// to the dial probe; one that lasted [`LINK_PROBE_WAIT`] proves it
+    /// alive. Called when a link ends and from housekeeping.
+    pub(super) async fn settle_link_probes(&mut self) {
+        let Role::Seed(server) = &mut self.role else {
+            return;
+        };
+        if server.link_probes.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let links = &self.links;
+        let mut settled = Vec::new();
+        server.link_probes.retain(|id, (addrs, since)| {
+            if !links.contains(id) {
+                settled.push((*id, Some(std::mem::take(addrs))));
+                false
+            } else if now.duration_since(*since) >= LINK_PROBE_WAIT {
+                settled.push((*id, None));
+                false
+            } else {
+                true
+            }
+        });
+        for (id, addrs) in settled {
+            match addrs {
+                Some(addrs) => self.dialer.dial(addrs, Some(id), Purpose::Probe(id)),
+                None => {
+                    debug!(node = %id.short(), "reported dead, but its link lives; it is alive");
+                    self.registry_input(SeedInput::ProbeResult { id, alive: true })
+                        .await;
+                }
+            }
+        }
+    }
+
     pub(super) async fn send_seed(&mut self, seed: NodeId, msg: SeedMessage) {
         let bytes = Bytes::from(wire::encode(&Message::Seed(msg)));
         self.send_bytes(seed, bytes).await;
@@ -162,21 +212,16 @@ impl Actor {
 
     /// Feeds the registry, if we are a seed, and carries out its outputs.
     pub(super) async fn registry_input(&mut self, input: SeedInput) {
-        // A probe answered at once feeds the registry again.
-        let mut inputs = vec![input];
-        while let Some(input) = inputs.pop() {
-            let now = tokio::time::Instant::now().into_std();
-            let Role::Seed(server) = &mut self.role else {
-                return;
-            };
-            let outs = server.registry.handle(input, now, &mut self.rng);
-            self.registry_outputs(outs, &mut inputs).await;
-        }
+        let now = tokio::time::Instant::now().into_std();
+        let Role::Seed(server) = &mut self.role else {
+            return;
+        };
+        let outs = server.registry.handle(input, now, &mut self.rng);
+        self.registry_outputs(outs).await;
     }
 
-    /// Carries out the registry's outputs; inputs they give rise to go to
-    /// `inputs`.
-    async fn registry_outputs(&mut self, outs: Vec<SeedOutput>, inputs: &mut Vec<SeedInput>) {
+    /// Carries out the registry's outputs.
+    async fn registry_outputs(&mut self, outs: Vec<SeedOutput>) {
         for out in outs {
             match out {
                 // A list is the one big answer a small request buys: it
@@ -189,11 +234,17 @@ impl Actor {
                     self.send_reply(to, bytes, "a seed list request").await;
                 }
                 SeedOutput::Send { to, msg } => self.send_seed(to, msg).await,
-                SeedOutput::Probe { id, .. } if self.links.contains(&id) => {
+                SeedOutput::Probe { id, record } if self.links.contains(&id) => {
                     // A node we hold a link to is alive, whatever a peer
-                    // says; dialling it would only test its addresses.
-                    debug!(node = %id.short(), "dead report for a linked node; it is alive");
-                    inputs.push(SeedInput::ProbeResult { id, alive: true });
+                    // says, unless that link ends soon; dialling it now
+                    // would only test its addresses.
+                    debug!(node = %id.short(), "dead report for a linked node; watching its link");
+                    let addrs = record.record().addrs.iter().take(PROBE_ADDRS).copied();
+                    if let Role::Seed(server) = &mut self.role {
+                        server
+                            .link_probes
+                            .insert(id, (addrs.collect(), Instant::now()));
+                    }
                 }
                 SeedOutput::Probe { id, record } => {
                     let addrs = record.record().addrs.iter().take(PROBE_ADDRS).copied();
