@@ -665,7 +665,7 @@ impl<R: Rng> State<R> {
                     );
                     self.flush_broadcast();
                     if let Some(sync) = &mut self.sync {
-                        sync.on_neighbor_down(&peer);
+                        sync.on_neighbor_down(&peer, now);
                     }
                 }
             }

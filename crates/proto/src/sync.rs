@@ -94,6 +94,14 @@ impl Default for Config {
 /// lines; a list longer than this is refused before it is looked at.
 pub const MAX_FILL_ENVELOPES: usize = 4096;
 
+/// Most fills owed to ended sessions counted per peer: a neighbour that
+/// flaps faster than its fills arrive cannot buy unlimited unasked fills.
+const MAX_ORPHANED_FILLS: u32 = 4;
+
+/// Most peers with fills owed to ended sessions; more than any node's
+/// neighbours come and go within one fill timeout.
+const MAX_ORPHANED_PEERS: usize = 1024;
+
 /// Most peers whose last summary is remembered for the rate limit; past
 /// it, those outside the gap are forgotten. More than any node's links.
 const MAX_ANSWERED: usize = 4096;
@@ -182,6 +190,8 @@ pub struct Stats {
     pub outside_window: u64,
     /// Summaries dropped for coming too fast.
     pub summaries_dropped: u64,
+    /// Fills dropped because the session that asked for them had ended.
+    pub late_fills: u64,
 }
 
 #[derive(Debug)]
@@ -200,6 +210,11 @@ pub struct AntiEntropy {
     history: History,
     sessions: BTreeMap<NodeId, Session>,
     answered: BTreeMap<NodeId, Instant>,
+    /// Fills still owed to sessions that ended with their round out (the
+    /// neighbour went and came back, or the link was replaced): how many,
+    /// and when the last such session ended. A fill that answers one of
+    /// them is honest, only late, and is dropped without blame.
+    orphans: BTreeMap<NodeId, (u32, Instant)>,
     started: bool,
     stats: Stats,
 }
@@ -212,6 +227,7 @@ impl AntiEntropy {
             config,
             sessions: BTreeMap::new(),
             answered: BTreeMap::new(),
+            orphans: BTreeMap::new(),
             started: false,
             stats: Stats::default(),
         }
@@ -246,9 +262,41 @@ impl AntiEntropy {
     }
 
     /// `peer` left the active view.
-    pub fn on_neighbor_down(&mut self, peer: &NodeId) {
-        self.sessions.remove(peer);
+    pub fn on_neighbor_down(&mut self, peer: &NodeId, now: Instant) {
+        if let Some(session) = self.sessions.remove(peer) {
+            if session.awaiting.is_some() {
+                self.orphan(*peer, now);
+            }
+        }
         self.answered.remove(peer);
+    }
+
+    /// A session with `peer` ended with its fill still to come.
+    fn orphan(&mut self, peer: NodeId, now: Instant) {
+        let timeout = self.config.fill_timeout;
+        self.orphans
+            .retain(|_, (_, since)| now.saturating_duration_since(*since) < timeout);
+        if self.orphans.len() >= MAX_ORPHANED_PEERS && !self.orphans.contains_key(&peer) {
+            return;
+        }
+        let entry = self.orphans.entry(peer).or_insert((0, now));
+        entry.0 = (entry.0 + 1).min(MAX_ORPHANED_FILLS);
+        entry.1 = now;
+    }
+
+    /// Whether a fill from `peer` that no session awaits answers a session
+    /// that ended; if so, it is taken off the count.
+    fn late_fill(&mut self, peer: &NodeId, now: Instant) -> bool {
+        let timeout = self.config.fill_timeout;
+        let Some((count, since)) = self.orphans.get_mut(peer) else {
+            return false;
+        };
+        let late = *count > 0 && now.saturating_duration_since(*since) < timeout;
+        *count = count.saturating_sub(1);
+        if *count == 0 || !late {
+            self.orphans.remove(peer);
+        }
+        late
     }
 
     /// Starts a session with `peer` unless one is under way.
@@ -343,7 +391,7 @@ impl AntiEntropy {
     ) {
         match message {
             Message::Summary(summary) => self.on_summary(from, summary, now, out),
-            Message::Fill(fill) => self.on_fill(from, fill, verify, now_ms, out),
+            Message::Fill(fill) => self.on_fill(from, fill, verify, now, now_ms, out),
         }
     }
 
@@ -382,6 +430,7 @@ impl AntiEntropy {
         from: NodeId,
         fill: Fill,
         verify: bool,
+        now: Instant,
         now_ms: Option<u64>,
         out: &mut VecDeque<OutEvent>,
     ) {
@@ -391,6 +440,12 @@ impl AntiEntropy {
             .and_then(|s| s.awaiting.take())
             .map(|(_, hi)| hi)
         else {
+            if self.late_fill(&from, now) {
+                // Honest but late: its session ended while it was on
+                // the way. What it carries comes again if still missing.
+                self.stats.late_fills += 1;
+                return;
+            }
             self.sessions.remove(&from);
             out.push_back(OutEvent::Misbehaved(
                 from,
@@ -579,6 +634,36 @@ mod tests {
         });
         ae.on_message(peer, fill, true, Instant::now(), Some(NOW_MS), &mut out);
         assert!(matches!(out.pop_front(), Some(OutEvent::Misbehaved(p, _)) if p == peer));
+    }
+
+    #[test]
+    fn a_fill_for_a_session_that_ended_is_late_not_misbehaviour() {
+        let mut ae = AntiEntropy::new(Config::default());
+        let mut out = VecDeque::new();
+        let peer = NodeId::from_bytes([9; 32]);
+        let now = Instant::now();
+        let fill = || {
+            Message::Fill(Fill {
+                envelopes: Vec::new(),
+                more: false,
+            })
+        };
+        // A session's summary is out when the neighbour goes and comes
+        // back: the old round's fill and the new one's both arrive.
+        ae.on_link_up(peer, now, &mut out);
+        ae.on_neighbor_down(&peer, now);
+        ae.on_link_up(peer, now, &mut out);
+        out.clear();
+        for _ in 0..2 {
+            ae.on_message(peer, fill(), true, now, Some(NOW_MS), &mut out);
+        }
+        assert!(
+            out.iter().all(|o| !matches!(o, OutEvent::Misbehaved(..))),
+            "{out:?}"
+        );
+        // One more has no round to answer.
+        ae.on_message(peer, fill(), true, now, Some(NOW_MS), &mut out);
+        assert!(matches!(out.back(), Some(OutEvent::Misbehaved(p, _)) if *p == peer));
     }
 
     #[test]
