@@ -521,6 +521,27 @@ fn disconnect_alive_keeps_the_peer_passive() {
 }
 
 #[test]
+fn a_neighbour_that_drops_us_is_asked_again_only_over_a_new_link() {
+    // It is the only peer to ask: the link closes before the request goes,
+    // so the runtime dials anew instead of sending it down the closing one.
+    let mut node = Node::new(20).with_active(&[1]);
+    let out = node.recv(1, Message::Disconnect { alive: true });
+    let close = out
+        .iter()
+        .position(|o| matches!(o, OutEvent::DisconnectPeer(p) if *p == id(1)));
+    let ask = out.iter().position(
+        |o| matches!(o, OutEvent::SendMessage(p, Message::Neighbor { .. }) if *p == id(1)),
+    );
+    let (Some(close), Some(ask)) = (close, ask) else {
+        panic!("expected a close and a new request: {out:?}");
+    };
+    assert!(
+        close < ask,
+        "asked again over the link being closed: {out:?}"
+    );
+}
+
+#[test]
 fn failed_neighbour_is_replaced_from_the_passive_view_by_priority() {
     let config = Config::default();
     assert_eq!(config.high_priority_below, 4);

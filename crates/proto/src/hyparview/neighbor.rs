@@ -88,12 +88,22 @@ impl HyParView {
         rng: &mut R,
         out: &mut VecDeque<OutEvent>,
     ) {
-        self.pending.remove(&from);
         if self.active.contains(&from) {
-            self.remove_active(from, alive, false, rng, out);
+            // Closed first: should the repair ask this peer again, the
+            // request must go over a new link. Sent over the one we are
+            // closing, its yes would reach us while the peer saw the link
+            // close and dropped us again, and round it would go.
             out.push_back(OutEvent::DisconnectPeer(from));
-        } else if !alive {
-            self.remove_passive(&from);
+            // Repairs the view, and voids a request of ours still out to it.
+            self.remove_active(from, alive, false, rng, out);
+        } else {
+            // From a peer we do not list: it may have overtaken the
+            // answer to a request of ours (in the simulator, whose
+            // latencies reorder), so that request is void.
+            self.pending.remove(&from);
+            if !alive {
+                self.remove_passive(&from);
+            }
         }
         self.repair(rng, out);
     }
