@@ -118,10 +118,9 @@ impl Net {
 
     /// Waits until no node has logged a neighbour going down for
     /// [`QUIET`]. Three nodes that are each other's static peers dial each
-    /// other at once, and the links they replace can flap for a moment after
-    /// all are linked (a start-up defect of its own, in
-    /// docs/RELIABILITY.md); an attack must start from a settled overlay,
-    /// or its checks would blame it for that.
+    /// other at once, and the duplicate links are settled (and views
+    /// evened out) just after all are linked; an attack must start from a
+    /// settled overlay, or its checks would blame it for that.
     fn settle(&self) {
         let downs = || -> usize {
             self.nodes

@@ -2,7 +2,10 @@
 //! task, a bounded send queue and the caps on inbound links.
 //!
 //! When two nodes dial each other at once, both keep the connection dialled
-//! by the smaller id ([`keeps_new`]), a rule both ends compute alike.
+//! by the smaller id ([`keeps_new`]), a rule both ends compute alike. Once a
+//! link is replaced, what still comes in on the old one is dropped
+//! ([`Links::superseded`]): the peer's messages must arrive in the order it
+//! sent them, and two links do not keep it.
 //!
 //! The actor never waits for a peer. A send only queues; each link counts
 //! the bytes queued and not yet written (shared with its writer task), and
@@ -59,6 +62,8 @@ pub(super) enum LinkEvent {
     },
     Message {
         peer: NodeId,
+        /// The link it came on (see [`Links::superseded`]).
+        conn: u64,
         msg: Message,
         len: usize,
     },
@@ -472,6 +477,16 @@ impl Links {
 
     /// A link task ended. True if it was the current link to `peer` (and
     /// so is gone now); false for a connection replaced or closed before.
+    /// Whether a message read on link `conn` comes from a link to `peer`
+    /// that a newer one has replaced. Such a message is dropped: what the
+    /// peer says on its new link may already have overtaken it, and read
+    /// after that it would undo it (a neighbour's disconnect read after
+    /// its new request, say). What the peer sent on a link we closed with
+    /// no other in its place still counts: its last words.
+    pub(super) fn superseded(&self, peer: &NodeId, conn: u64) -> bool {
+        self.links.get(peer).is_some_and(|l| l.conn != conn)
+    }
+
     pub(super) fn closed(&mut self, peer: NodeId, conn: u64) -> bool {
         if self.links.get(&peer).is_none_or(|l| l.conn != conn) {
             return false;
@@ -572,7 +587,12 @@ async fn read_link(mut reader: LinkReader, conn: u64, tx: mpsc::Sender<LinkEvent
                 Ok(msg) => {
                     let len = bytes.len();
                     if tx
-                        .send(LinkEvent::Message { peer, msg, len })
+                        .send(LinkEvent::Message {
+                            peer,
+                            conn,
+                            msg,
+                            len,
+                        })
                         .await
                         .is_err()
                     {

@@ -55,7 +55,7 @@ use rand::rngs::StdRng;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{info, Instrument};
+use tracing::{debug, info, Instrument};
 
 use crate::admin::AdminState;
 use crate::config::NodeConfig;
@@ -402,7 +402,16 @@ impl Actor {
                 expected,
                 error,
             } => self.on_failed(addr, purpose, expected, error).await,
-            LinkEvent::Message { peer, msg, len } => {
+            LinkEvent::Message {
+                peer,
+                conn,
+                msg,
+                len,
+            } => {
+                if self.links.superseded(&peer, conn) {
+                    debug!(peer = %peer.short(), "dropping a message from a replaced link");
+                    return;
+                }
                 self.counters.received(len as u64);
                 self.links.touch(&peer, len);
                 self.on_message(peer, msg).await

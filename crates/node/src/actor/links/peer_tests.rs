@@ -2,7 +2,8 @@
 //! that stops reading is cut once its queue passes the byte budget, or once
 //! a write makes no progress for the slow-link timeout, while the node goes
 //! on serving an honest neighbour; and a peer that floods status queries
-//! gets answers only as far as its reply budget goes. The hostile peers are
+//! gets answers only as far as its reply budget goes; and what a peer says
+//! on a link its newer one replaced is not taken. The hostile peers are
 //! played by hand with the crate's own transport.
 
 use std::time::Duration;
@@ -294,4 +295,56 @@ async fn status_queries_are_answered_only_within_the_reply_budget() {
     let (_, mut reader, mut writer) = hostile(&node, 24).await;
     let (count, _) = ask(&mut reader, &mut writer, 1).await;
     assert_eq!(count, 1, "another link's query went unanswered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_peer_says_on_a_replaced_link_is_not_taken() {
+    let node = Node::builder()
+        .discovery(false)
+        .protocol(patient())
+        .spawn()
+        .await
+        .unwrap();
+    let mut events = node.subscribe();
+    let (key, mut old_reader, mut old_writer) = hostile(&node, 31).await;
+    let peer = key.node_id();
+    join(&key, &mut old_writer).await;
+    wait_event(
+        &mut events,
+        "the peer as a neighbour",
+        |e| matches!(e, NodeEvent::NeighborUp(p) if *p == peer),
+    )
+    .await;
+    // The same peer dials again: the newer link replaces the older, which
+    // the node closes (its end of the old link then reads EOF).
+    let (_, mut reader, mut writer) = hostile(&node, 31).await;
+    let old_closed = timeout(DEADLINE, async {
+        while let Ok(Some(_)) = old_reader.recv().await {}
+    })
+    .await;
+    assert!(old_closed.is_ok(), "the replaced link was never closed");
+    // A disconnect comes down the old link while the node still reads it
+    // (its reader lingers for last words). Taken, it would drop the peer
+    // and close the new link, which the peer never meant to leave.
+    send(
+        &mut old_writer,
+        Message::Membership(hyparview::Message::Disconnect { alive: true }),
+    )
+    .await;
+    // Once the old link is gone at the node, what it read there has been
+    // handed to the actor ahead of anything sent on the new link after.
+    let gone = timeout(DEADLINE, async {
+        let ping = Bytes::from(wire::encode(&Message::Ping(1)));
+        while old_writer.send(std::slice::from_ref(&ping)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the node never let go of the old link");
+    let (answers, _) = ask(&mut reader, &mut writer, 1).await;
+    assert_eq!(answers, 1, "the new link's query went unanswered");
+    assert!(
+        !went_down(&mut events, peer).await,
+        "a disconnect from the replaced link dropped the peer"
+    );
 }
