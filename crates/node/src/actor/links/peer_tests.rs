@@ -84,6 +84,23 @@ async fn join(key: &SecretKey, writer: &mut LinkWriter) {
     send(writer, Message::Membership(hyparview::Message::Join(data))).await;
 }
 
+/// Joins and waits until the node lists the peer as its neighbour.
+async fn join_as_neighbour(
+    key: &SecretKey,
+    writer: &mut LinkWriter,
+    events: &mut Events,
+    what: &str,
+) {
+    join(key, writer).await;
+    let peer = key.node_id();
+    wait_event(
+        events,
+        what,
+        |e| matches!(e, NodeEvent::NeighborUp(p) if *p == peer),
+    )
+    .await;
+}
+
 async fn wait_event(events: &mut Events, what: &str, want: impl Fn(&NodeEvent) -> bool) {
     let got = timeout(DEADLINE, async {
         loop {
@@ -187,11 +204,11 @@ async fn a_peer_that_never_reads_is_cut_at_its_byte_budget_and_others_are_served
     // stays open.
     let (key, _reader, mut writer) = hostile(&node, 21).await;
     let peer = key.node_id();
-    join(&key, &mut writer).await;
-    wait_event(
+    join_as_neighbour(
+        &key,
+        &mut writer,
         &mut events,
         "the stalled peer as a neighbour",
-        |e| matches!(e, NodeEvent::NeighborUp(p) if *p == peer),
     )
     .await;
 
@@ -218,11 +235,11 @@ async fn a_write_that_makes_no_progress_closes_the_link() {
     let (node, mut events, _honest, mut honest_events) = node_and_neighbour(limits).await;
     let (key, _reader, mut writer) = hostile(&node, 22).await;
     let peer = key.node_id();
-    join(&key, &mut writer).await;
-    wait_event(
+    join_as_neighbour(
+        &key,
+        &mut writer,
         &mut events,
         "the stalled peer as a neighbour",
-        |e| matches!(e, NodeEvent::NeighborUp(p) if *p == peer),
     )
     .await;
     // Far more than the socket buffers hold, so the writer is stuck; the
@@ -308,11 +325,11 @@ async fn what_a_peer_says_on_a_replaced_link_is_not_taken() {
     let mut events = node.subscribe();
     let (key, mut old_reader, mut old_writer) = hostile(&node, 31).await;
     let peer = key.node_id();
-    join(&key, &mut old_writer).await;
-    wait_event(
+    join_as_neighbour(
+        &key,
+        &mut old_writer,
         &mut events,
         "the peer as a neighbour",
-        |e| matches!(e, NodeEvent::NeighborUp(p) if *p == peer),
     )
     .await;
     // The same peer dials again: the newer link replaces the older, which
