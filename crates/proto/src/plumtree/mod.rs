@@ -38,8 +38,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::SignedEnvelope;
 use crate::{MessageId, NodeId};
+use cache::MessageCache;
+
+mod cache;
 
 /// Tunables of the broadcast layer.
 #[derive(Debug, Clone)]
@@ -234,26 +236,6 @@ pub struct Stats {
     pub prunes_sent: u64,
 }
 
-#[derive(Debug)]
-struct Cached {
-    content: Bytes,
-    round: u16,
-    /// The envelope's author; `None` for content that is no envelope (the
-    /// simulator's), which only the totals bound.
-    origin: Option<NodeId>,
-    /// Number of the insertion, telling this entry from a stale reference
-    /// to an earlier one under the same id.
-    at: u64,
-}
-
-/// What one origin holds in the cache, oldest first.
-#[derive(Debug, Default)]
-struct OriginCache {
-    order: VecDeque<(u64, MessageId)>,
-    count: usize,
-    bytes: usize,
-}
-
 /// A neighbour's graft budget in bytes (a token bucket).
 #[derive(Debug, Clone, Copy)]
 struct GraftBudget {
@@ -271,13 +253,8 @@ pub struct Plumtree {
     /// Ids seen, with when, oldest first in `seen_order`.
     seen: HashMap<MessageId, Instant>,
     seen_order: VecDeque<(Instant, MessageId)>,
-    /// Messages kept to answer grafts, oldest first in `cache_order`
-    /// (which may also hold stale references, skipped by insertion number).
-    cache: HashMap<MessageId, Cached>,
-    cache_order: VecDeque<(Instant, u64, MessageId)>,
-    cache_by_origin: HashMap<NodeId, OriginCache>,
-    cache_bytes: usize,
-    cache_inserts: u64,
+    /// Messages kept to answer grafts.
+    cache: MessageCache,
     /// Announced but not received: who announced, at which round.
     missing: BTreeMap<MessageId, VecDeque<(NodeId, u16)>>,
     /// How many announcements in `missing` each announcer holds.
@@ -296,16 +273,12 @@ impl Plumtree {
     pub fn new(me: NodeId, config: Config) -> Self {
         Self {
             me,
+            cache: MessageCache::new(config.max_cached_messages, config.max_cached_bytes),
             config,
             eager: BTreeSet::new(),
             lazy: BTreeSet::new(),
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
-            cache: HashMap::new(),
-            cache_order: VecDeque::new(),
-            cache_by_origin: HashMap::new(),
-            cache_bytes: 0,
-            cache_inserts: 0,
             missing: BTreeMap::new(),
             announced: HashMap::new(),
             graft_budgets: BTreeMap::new(),
@@ -353,7 +326,7 @@ impl Plumtree {
 
     /// Content bytes held in the cache.
     pub fn cached_bytes(&self) -> usize {
-        self.cache_bytes
+        self.cache.bytes()
     }
 
     /// Messages announced but not yet received.
@@ -426,7 +399,7 @@ impl Plumtree {
         })));
         let next_round = gossip.round.saturating_add(1);
         self.push(id, &gossip.content, next_round, Some(from), out);
-        self.cache_message(id, gossip.content, gossip.round, now);
+        self.cache.insert(id, gossip.content, gossip.round, now);
         if self.is_neighbor(&from) {
             self.lazy.remove(&from);
             self.eager.insert(from);
@@ -466,7 +439,7 @@ impl Plumtree {
         self.mark_seen(id, now);
         self.stats.broadcast += 1;
         self.push(id, &content, 1, None, out);
-        self.cache_message(id, content, 0, now);
+        self.cache.insert(id, content, 0, now);
     }
 
     /// Eager push to the eager peers, lazy announcement to the lazy ones.
@@ -571,19 +544,19 @@ impl Plumtree {
         self.lazy.remove(&from);
         self.eager.insert(from);
         let Some(id) = id else { return };
-        let Some(len) = self.cache.get(&id).map(|c| c.content.len() as u64) else {
+        let Some(len) = self.cache.get(&id).map(|(c, _)| c.len() as u64) else {
             return;
         };
         if !self.take_graft_budget(from, len, now) {
             return;
         }
-        if let Some(cached) = self.cache.get(&id) {
+        if let Some((content, cached_round)) = self.cache.get(&id) {
             self.stats.payload_sent += 1;
             out.push_back(OutEvent::SendMessage(
                 from,
                 Message::Gossip(Gossip {
-                    content: cached.content.clone(),
-                    round: round.max(cached.round.saturating_add(1)),
+                    content: content.clone(),
+                    round: round.max(cached_round.saturating_add(1)),
                 }),
             ));
         }
@@ -628,14 +601,11 @@ impl Plumtree {
     /// hold, newest first; it grafts what it lacks.
     fn catch_up(&mut self, peer: NodeId, out: &mut VecDeque<OutEvent>) {
         let recent: Vec<IHave> = self
-            .cache_order
-            .iter()
-            .rev()
-            .filter_map(|(_, at, id)| {
-                self.cache.get(id).filter(|c| c.at == *at).map(|c| IHave {
-                    id: *id,
-                    round: c.round.saturating_add(1),
-                })
+            .cache
+            .newest()
+            .map(|(id, round)| IHave {
+                id,
+                round: round.saturating_add(1),
             })
             .take(self.config.catch_up_count)
             .collect();
@@ -741,99 +711,8 @@ impl Plumtree {
         }
     }
 
-    /// Keeps a message for grafts, within the count and byte bounds and the
-    /// origin's share of both: an origin over its share loses its own
-    /// oldest; over the totals, the oldest of all go.
-    fn cache_message(&mut self, id: MessageId, content: Bytes, round: u16, now: Instant) {
-        if let Some(old) = self.cache.get(&id).map(|c| c.at) {
-            self.uncache(&id, old);
-        }
-        let origin = SignedEnvelope::decode(&content)
-            .ok()
-            .map(|s| s.envelope().origin);
-        self.cache_inserts += 1;
-        let at = self.cache_inserts;
-        let len = content.len();
-        self.cache_bytes += len;
-        self.cache.insert(
-            id,
-            Cached {
-                content,
-                round,
-                origin,
-                at,
-            },
-        );
-        self.cache_order.push_back((now, at, id));
-        if let Some(origin) = origin {
-            let share_count = (self.config.max_cached_messages / ORIGIN_SHARE).max(1);
-            let share_bytes = self.config.max_cached_bytes / ORIGIN_SHARE;
-            let mine = self.cache_by_origin.entry(origin).or_default();
-            mine.order.push_back((at, id));
-            mine.count += 1;
-            mine.bytes += len;
-            while mine.count > share_count || (mine.bytes > share_bytes && mine.count > 1) {
-                let Some((old_at, old)) = mine.order.pop_front() else {
-                    break;
-                };
-                if self.cache.get(&old).is_some_and(|c| c.at == old_at) {
-                    // Popped from the origin's list already; the rest of
-                    // `uncache` must not look for it there.
-                    if let Some(c) = self.cache.remove(&old) {
-                        self.cache_bytes -= c.content.len();
-                        mine.count -= 1;
-                        mine.bytes -= c.content.len();
-                    }
-                }
-            }
-        }
-        // Stale references are dropped with the live ones, so the order
-        // stays within twice the entry bound under any churn.
-        while self.cache.len() > self.config.max_cached_messages
-            || self.cache_bytes > self.config.max_cached_bytes
-            || self.cache_order.len() > 2 * self.config.max_cached_messages
-        {
-            let Some((_, old_at, old)) = self.cache_order.pop_front() else {
-                break;
-            };
-            self.uncache(&old, old_at);
-        }
-    }
-
-    /// Drops a cached message if `at` is its current insertion.
-    fn uncache(&mut self, id: &MessageId, at: u64) {
-        if self.cache.get(id).is_none_or(|c| c.at != at) {
-            return;
-        }
-        let Some(c) = self.cache.remove(id) else {
-            return;
-        };
-        self.cache_bytes -= c.content.len();
-        let Some(origin) = c.origin else { return };
-        if let Some(mine) = self.cache_by_origin.get_mut(&origin) {
-            mine.count -= 1;
-            mine.bytes -= c.content.len();
-            while mine
-                .order
-                .front()
-                .is_some_and(|(a, i)| self.cache.get(i).is_none_or(|c| c.at != *a))
-            {
-                mine.order.pop_front();
-            }
-            if mine.count == 0 {
-                self.cache_by_origin.remove(&origin);
-            }
-        }
-    }
-
     fn evict(&mut self, now: Instant) {
-        while let Some((at, ins, id)) = self.cache_order.front().copied() {
-            if now.saturating_duration_since(at) < self.config.message_cache_retention {
-                break;
-            }
-            self.cache_order.pop_front();
-            self.uncache(&id, ins);
-        }
+        self.cache.evict(now, self.config.message_cache_retention);
         while let Some((at, id)) = self.seen_order.front().copied() {
             if now.saturating_duration_since(at) < self.config.message_id_retention {
                 break;
