@@ -684,6 +684,7 @@ fn a_replayed_message_is_not_delivered_twice() {
                         let graft = plumtree::Message::Graft {
                             id: Some(e.id),
                             round: e.round,
+                            origin: None,
                         };
                         peer.send(&Message::Broadcast(graft)).await.unwrap();
                     }

@@ -298,6 +298,10 @@ fn malformed_configs_and_invalid_limits_are_named_and_exit_2() {
             "[protocol]\nactive_view = 0\n",
             &["protocol.active_view must be at least 1"],
         ),
+        (
+            "[protocol]\nactive_view = 65\n",
+            &["protocol.active_view must be at most 64"],
+        ),
         ("peers = [\"nowhere\"]\n", &["'nowhere' is not HOST:PORT"]),
     ] {
         std::fs::write(&config, toml).unwrap();

@@ -209,8 +209,16 @@ fn main() {
         Message::Broadcast(plumtree::Message::Graft {
             id: Some(gossipnet_proto::MessageId::of(&chat_env)),
             round: 1,
+            origin: None,
         }),
-        Message::Broadcast(plumtree::Message::Prune),
+        Message::Broadcast(plumtree::Message::Graft {
+            id: None,
+            round: 1,
+            origin: Some(plumtree::tree_of(&chat_env)),
+        }),
+        Message::Broadcast(plumtree::Message::Prune {
+            origin: plumtree::tree_of(&chat_env),
+        }),
         Message::Ping(1),
         Message::Pong(1),
         Message::Size(size::Message {

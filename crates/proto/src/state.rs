@@ -245,7 +245,7 @@ pub enum Event {
 /// Counters of the router.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Pings sent on quiet links.
+    /// Pings sent: on quiet links, and to time new and busy ones.
     pub pings_sent: u64,
     /// Neighbours declared dead after silence.
     pub dead_by_silence: u64,
@@ -256,6 +256,33 @@ pub struct Stats {
     /// Broadcasts dropped because the history held them already (from
     /// before a restart, or caught up).
     pub known_from_history: u64,
+}
+
+/// A neighbour's round trip is measured again after this long: it changes
+/// with load, and one ping per neighbour this often keeps Plumtree's graft
+/// waits current at a cost that does not grow with the message rate. A new
+/// link is first timed at the next liveness tick, not at once: a ping that
+/// overtakes the answer making us neighbours (or finds it lost) is taken
+/// for a stale link and closes it, which under loss cut nodes off.
+pub const RTT_REFRESH: Duration = Duration::from_secs(30);
+
+/// Round-trip timing of one neighbour.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    /// The ping that times it, if one was sent and not answered: its nonce
+    /// and when it left.
+    pending: Option<(u64, Instant)>,
+    /// When it was last timed.
+    measured: Option<Instant>,
+}
+
+impl Timing {
+    /// Whether a timing ping is out and may still be answered: one out for
+    /// longer than [`RTT_REFRESH`] was lost, or its link.
+    fn waiting(&self, now: Instant) -> bool {
+        self.pending
+            .is_some_and(|(_, sent)| now.saturating_duration_since(sent) < RTT_REFRESH)
+    }
 }
 
 /// The protocol state of one node. See the module docs.
@@ -272,6 +299,8 @@ pub struct State<R> {
     now_ms: Option<u64>,
     /// When each neighbour was last heard from.
     last_heard: BTreeMap<NodeId, Instant>,
+    /// Round-trip timing of each neighbour.
+    timing: BTreeMap<NodeId, Timing>,
     ping_nonce: u64,
     started: bool,
     stats: Stats,
@@ -306,6 +335,7 @@ impl<R: Rng> State<R> {
             config,
             rng,
             last_heard: BTreeMap::new(),
+            timing: BTreeMap::new(),
             ping_nonce: 0,
             started: false,
             stats: Stats::default(),
@@ -512,7 +542,19 @@ impl<R: Rng> State<R> {
                     ));
                 }
             }
-            Message::Pong(_) => {}
+            Message::Pong(nonce) => {
+                let Some(timing) = self.timing.get_mut(&from) else {
+                    return;
+                };
+                if let Some((sent_nonce, sent)) = timing.pending {
+                    if sent_nonce == nonce {
+                        timing.pending = None;
+                        timing.measured = Some(now);
+                        let rtt = now.saturating_duration_since(sent);
+                        self.broadcast_input(plumtree::InEvent::RoundTrip(from, rtt), now);
+                    }
+                }
+            }
             Message::Size(m) => {
                 if let Some(size) = &mut self.size {
                     size.on_message(m);
@@ -602,16 +644,21 @@ impl<R: Rng> State<R> {
 
     fn check_liveness(&mut self, now: Instant) {
         let mut dead = Vec::new();
+        let mut ping = Vec::new();
         for (peer, at) in &self.last_heard {
             let quiet = now.saturating_duration_since(*at);
+            let timing = self.timing.get(peer).copied().unwrap_or_default();
+            let stale = timing
+                .measured
+                .is_none_or(|m| now.saturating_duration_since(m) >= RTT_REFRESH);
             if quiet >= self.config.liveness.dead_after {
                 dead.push(*peer);
-            } else if quiet >= self.config.liveness.ping_after {
-                self.ping_nonce = self.ping_nonce.wrapping_add(1);
-                self.stats.pings_sent += 1;
-                self.out
-                    .push_back(OutEvent::SendMessage(*peer, Message::Ping(self.ping_nonce)));
+            } else if quiet >= self.config.liveness.ping_after || (stale && !timing.waiting(now)) {
+                ping.push(*peer);
             }
+        }
+        for peer in ping {
+            self.ping(peer, now);
         }
         for peer in dead {
             self.stats.dead_by_silence += 1;
@@ -620,10 +667,24 @@ impl<R: Rng> State<R> {
         }
     }
 
+    /// Pings a neighbour; the pong times the link, unless a ping that
+    /// times it is out already (the one answered is not known then).
+    fn ping(&mut self, peer: NodeId, now: Instant) {
+        self.ping_nonce = self.ping_nonce.wrapping_add(1);
+        self.stats.pings_sent += 1;
+        let timing = self.timing.entry(peer).or_default();
+        if !timing.waiting(now) {
+            timing.pending = Some((self.ping_nonce, now));
+        }
+        self.out
+            .push_back(OutEvent::SendMessage(peer, Message::Ping(self.ping_nonce)));
+    }
+
     fn membership_input(&mut self, event: hyparview::InEvent, now: Instant) {
         self.membership
             .handle(event, now, &mut self.rng, &mut self.hpv_out);
         let mut misbehaved = Vec::new();
+
         while let Some(out) = self.hpv_out.pop_front() {
             match out {
                 hyparview::OutEvent::Misbehaved(peer, reason) => misbehaved.push((peer, reason)),
@@ -641,6 +702,7 @@ impl<R: Rng> State<R> {
                 }
                 hyparview::OutEvent::EmitEvent(hyparview::Event::NeighborUp(peer)) => {
                     self.last_heard.insert(peer, now);
+                    self.timing.insert(peer, Timing::default());
                     self.out
                         .push_back(OutEvent::EmitEvent(Event::NeighborUp(peer)));
                     self.broadcast.handle(
@@ -656,6 +718,7 @@ impl<R: Rng> State<R> {
                 }
                 hyparview::OutEvent::EmitEvent(hyparview::Event::NeighborDown(peer)) => {
                     self.last_heard.remove(&peer);
+                    self.timing.remove(&peer);
                     self.out
                         .push_back(OutEvent::EmitEvent(Event::NeighborDown(peer)));
                     self.broadcast.handle(

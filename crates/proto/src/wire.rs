@@ -17,8 +17,9 @@ use crate::{hyparview, plumtree, query, seed, size, sync};
 
 /// Version of the wire protocol. The link handshake sends it in its
 /// plaintext hello and refuses a peer with another one, since under another
-/// version the messages below may not mean the same.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// version the messages below may not mean the same. Version 2: `Prune` and
+/// `Graft` name the origin whose broadcast tree they change.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest encoded message, and so the largest a link carries: far above any
 /// gossip message (a record list or an envelope is a few KiB), yet small
@@ -124,7 +125,7 @@ pub fn validate(message: &Message) -> Result<(), DecodeError> {
         Message::Broadcast(m) => match m {
             P::Gossip(g) => g.content.len() <= MAX_GOSSIP_BYTES,
             P::IHave(entries) => entries.len() <= plumtree::MAX_IHAVE_ENTRIES,
-            P::Graft { .. } | P::Prune => true,
+            P::Graft { .. } | P::Prune { .. } => true,
         },
         Message::Ping(_) | Message::Pong(_) => true,
         Message::Size(s) => s.registers.len() == size::REGISTERS,
@@ -155,7 +156,7 @@ pub fn kind(message: &Message) -> &'static str {
         Message::Broadcast(P::Gossip(_)) => "gossip",
         Message::Broadcast(P::IHave(_)) => "ihave",
         Message::Broadcast(P::Graft { .. }) => "graft",
-        Message::Broadcast(P::Prune) => "prune",
+        Message::Broadcast(P::Prune { .. }) => "prune",
         Message::Ping(_) => "ping",
         Message::Pong(_) => "pong",
         Message::Size(_) => "size",

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope, MAX_BODY_BYTES};
 use gossipnet_proto::plumtree::{
-    Config, Event, Gossip, IHave, InEvent, Message, OutEvent, Plumtree, Timer, GRAFT_BURST_BYTES,
-    MAX_CACHE_BYTES, MAX_IHAVE_ENTRIES, MAX_MISSING_PER_ANNOUNCER, ORIGIN_SHARE,
+    tree_of, Config, Event, Gossip, IHave, InEvent, Message, OutEvent, Plumtree, Timer,
+    GRAFT_BURST_BYTES, GRAFT_WAIT_RTTS, MAX_CACHE_BYTES, MAX_IHAVE_ENTRIES,
+    MAX_MISSING_PER_ANNOUNCER, MAX_TREES, MIN_GRAFT_WAIT, ORIGIN_SHARE,
 };
 use gossipnet_proto::{MessageId, NodeId, SecretKey};
 use proptest::prelude::*;
@@ -28,8 +29,20 @@ fn id(i: u32) -> NodeId {
     NodeId::from_bytes(b)
 }
 
+/// The origin of the test messages: their content starts with its id, as
+/// an envelope's does, so they all travel one tree.
+fn origin() -> NodeId {
+    id(77)
+}
+
 fn content(n: u32) -> Bytes {
-    Bytes::from(format!("message number {n}"))
+    let mut b = origin().as_bytes().to_vec();
+    b.extend_from_slice(format!("message number {n}").as_bytes());
+    Bytes::from(b)
+}
+
+fn prune() -> Message {
+    Message::Prune { origin: origin() }
 }
 
 fn mid(n: u32) -> MessageId {
@@ -86,12 +99,14 @@ impl Node {
         self.handle(InEvent::TimerExpired(timer))
     }
 
+    /// The eager neighbours in the test messages' tree.
     fn eager(&self) -> Vec<NodeId> {
-        self.tree.eager_peers().copied().collect()
+        self.tree.eager_peers_for(&origin())
     }
 
+    /// The lazy neighbours in the test messages' tree.
     fn lazy(&self) -> Vec<NodeId> {
-        self.tree.lazy_peers().copied().collect()
+        self.tree.lazy_peers_for(&origin())
     }
 }
 
@@ -134,7 +149,7 @@ fn timers(out: &[OutEvent]) -> Vec<(Duration, Timer)> {
 fn broadcast_pushes_to_eager_peers_and_batches_ihave_to_lazy_ones() {
     let config = Config::default();
     let mut node = Node::new(config.clone()).with_neighbors(&[1, 2, 3]);
-    node.recv(3, Message::Prune);
+    node.recv(3, prune());
     assert_eq!(node.lazy(), vec![id(3)]);
 
     let out = node.handle(InEvent::Broadcast(content(1)));
@@ -200,7 +215,7 @@ fn duplicate_gossip_is_pruned_and_its_sender_made_lazy() {
     assert_eq!(received(&out).len(), 1);
     let out = node.recv(2, gossip(7, 1));
     assert!(received(&out).is_empty(), "delivered twice");
-    assert_eq!(sends(&out), vec![(id(2), Message::Prune)]);
+    assert_eq!(sends(&out), vec![(id(2), prune())]);
     assert_eq!(node.eager(), vec![id(1)]);
     assert_eq!(node.lazy(), vec![id(2)]);
     assert_eq!(node.tree.stats().duplicates, 1);
@@ -221,7 +236,7 @@ fn duplicate_gossip_is_pruned_and_its_sender_made_lazy() {
 #[test]
 fn prune_moves_the_sender_to_lazy() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
-    let out = node.recv(2, Message::Prune);
+    let out = node.recv(2, prune());
     assert!(sends(&out).is_empty());
     assert_eq!(node.eager(), vec![id(1)]);
     assert_eq!(node.lazy(), vec![id(2)]);
@@ -233,8 +248,8 @@ fn prune_moves_the_sender_to_lazy() {
 fn ihave_of_an_unknown_message_grafts_the_announcer_after_a_timeout() {
     let config = Config::default();
     let mut node = Node::new(config.clone()).with_neighbors(&[1, 2, 3]);
-    node.recv(2, Message::Prune);
-    node.recv(3, Message::Prune);
+    node.recv(2, prune());
+    node.recv(3, prune());
     let out = node.recv(
         2,
         Message::IHave(vec![IHave {
@@ -264,11 +279,14 @@ fn ihave_of_an_unknown_message_grafts_the_announcer_after_a_timeout() {
             id(2),
             Message::Graft {
                 id: Some(mid(5)),
-                round: 3
+                round: 3,
+                origin: None,
             }
         )]
     );
-    assert!(node.eager().contains(&id(2)), "grafted link is eager");
+    // Which tree the announcer joins is not known before the message
+    // comes: its answer makes it eager (see the test after this one).
+    assert!(node.lazy().contains(&id(2)));
     assert_eq!(
         timers(&out),
         vec![(config.graft_timeout_2, Timer::SendGraft(mid(5)))]
@@ -281,7 +299,8 @@ fn ihave_of_an_unknown_message_grafts_the_announcer_after_a_timeout() {
             id(3),
             Message::Graft {
                 id: Some(mid(5)),
-                round: 4
+                round: 4,
+                origin: None,
             }
         )]
     );
@@ -296,7 +315,7 @@ fn ihave_of_an_unknown_message_grafts_the_announcer_after_a_timeout() {
 #[test]
 fn ihave_of_a_message_that_arrives_meanwhile_sends_no_graft() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
-    node.recv(2, Message::Prune);
+    node.recv(2, prune());
     node.recv(
         2,
         Message::IHave(vec![IHave {
@@ -322,7 +341,7 @@ fn ihave_of_a_message_that_arrives_meanwhile_sends_no_graft() {
 #[test]
 fn ihave_of_a_message_we_then_broadcast_ourselves_sends_no_graft() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1]);
-    node.recv(1, Message::Prune);
+    node.recv(1, prune());
     node.recv(
         1,
         Message::IHave(vec![IHave {
@@ -338,13 +357,14 @@ fn ihave_of_a_message_we_then_broadcast_ourselves_sends_no_graft() {
 #[test]
 fn announcer_answers_a_graft_from_its_cache() {
     let mut announcer = Node::new(Config::default()).with_neighbors(&[1]);
-    announcer.recv(1, Message::Prune);
+    announcer.recv(1, prune());
     announcer.handle(InEvent::Broadcast(content(5)));
     let out = announcer.recv(
         1,
         Message::Graft {
             id: Some(mid(5)),
             round: 3,
+            origin: None,
         },
     );
     assert_eq!(sends(&out), vec![(id(1), gossip(5, 3))]);
@@ -352,15 +372,48 @@ fn announcer_answers_a_graft_from_its_cache() {
 }
 
 #[test]
-fn graft_for_an_unknown_message_makes_the_link_eager_and_sends_nothing() {
+fn a_grafted_announcers_answer_makes_it_eager_without_another_graft() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    node.recv(2, prune());
+    node.recv(
+        2,
+        Message::IHave(vec![IHave {
+            id: mid(5),
+            round: 1,
+        }]),
+    );
+    node.timer(Timer::SendGraft(mid(5)));
+    let out = node.recv(2, gossip(5, 1));
+    assert_eq!(received(&out), vec![mid(5)]);
+    assert_eq!(node.eager(), vec![id(1), id(2)]);
+    // It made us eager when it answered: no graft of the tree is needed.
+    assert!(!sends_to(&out, 2)
+        .iter()
+        .any(|m| matches!(m, Message::Graft { .. })));
+}
+
+#[test]
+fn graft_for_an_unknown_message_makes_the_link_eager_in_the_tree_it_names() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1]);
-    node.recv(1, Message::Prune);
+    node.recv(1, prune());
+    assert_eq!(node.lazy(), vec![id(1)]);
+    // Neither the message nor its tree known: nothing to change.
+    let out = node.recv(
+        1,
+        Message::Graft {
+            id: Some(mid(99)),
+            round: 1,
+            origin: None,
+        },
+    );
+    assert!(sends(&out).is_empty());
     assert_eq!(node.lazy(), vec![id(1)]);
     let out = node.recv(
         1,
         Message::Graft {
             id: Some(mid(99)),
             round: 1,
+            origin: Some(origin()),
         },
     );
     assert!(sends(&out).is_empty());
@@ -380,6 +433,7 @@ fn graft_after_the_cache_retention_finds_nothing() {
         Message::Graft {
             id: Some(mid(5)),
             round: 1,
+            origin: None,
         },
     );
     assert!(sends(&out).is_empty());
@@ -389,7 +443,7 @@ fn graft_after_the_cache_retention_finds_nothing() {
 fn much_shorter_lazy_path_replaces_the_eager_parent() {
     let config = Config::default();
     let mut node = Node::new(config.clone()).with_neighbors(&[1, 2]);
-    node.recv(2, Message::Prune);
+    node.recv(2, prune());
     node.recv(
         2,
         Message::IHave(vec![IHave {
@@ -400,8 +454,12 @@ fn much_shorter_lazy_path_replaces_the_eager_parent() {
     let late = 2 + config.optimization_threshold;
     let out = node.recv(1, gossip(5, late));
     assert_eq!(received(&out), vec![mid(5)]);
-    assert!(sends_to(&out, 2).contains(&Message::Graft { id: None, round: 1 }));
-    assert!(sends_to(&out, 1).contains(&Message::Prune));
+    assert!(sends_to(&out, 2).contains(&Message::Graft {
+        id: None,
+        round: 1,
+        origin: Some(origin())
+    }));
+    assert!(sends_to(&out, 1).contains(&prune()));
     assert_eq!(node.eager(), vec![id(2)]);
     assert_eq!(node.lazy(), vec![id(1)]);
 
@@ -417,7 +475,7 @@ fn much_shorter_lazy_path_replaces_the_eager_parent() {
     let out = node.recv(2, gossip(6, 1 + config.optimization_threshold));
     assert!(!sends(&out)
         .iter()
-        .any(|(_, m)| matches!(m, Message::Graft { .. } | Message::Prune)));
+        .any(|(_, m)| matches!(m, Message::Graft { .. } | Message::Prune { .. })));
 }
 
 #[test]
@@ -504,7 +562,7 @@ fn new_neighbour_is_sent_a_catch_up_ihave_of_cached_messages() {
 #[test]
 fn a_replaced_link_announces_the_cached_messages_again() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
-    node.recv(2, Message::Prune);
+    node.recv(2, prune());
     node.handle(InEvent::Broadcast(content(1)));
     let out = node.handle(InEvent::LinkReplaced(id(1)));
     assert_eq!(
@@ -529,7 +587,7 @@ fn a_replaced_link_announces_the_cached_messages_again() {
 #[test]
 fn neighbor_down_forgets_the_peer_and_its_announcements() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
-    node.recv(2, Message::Prune);
+    node.recv(2, prune());
     node.recv(
         2,
         Message::IHave(vec![IHave {
@@ -552,7 +610,7 @@ fn own_broadcast_is_not_delivered_back() {
     assert!(received(&out).is_empty());
     let out = node.recv(1, gossip(1, 2));
     assert!(received(&out).is_empty());
-    assert_eq!(sends(&out), vec![(id(1), Message::Prune)]);
+    assert_eq!(sends(&out), vec![(id(1), prune())]);
 }
 
 /// What a neighbour can do to the node in the exactly-once property.
@@ -609,9 +667,9 @@ proptest! {
                 ),
                 Step::Graft { peer, msg } => node.recv(
                     peer,
-                    Message::Graft { id: Some(mid(msg)), round: 1 },
+                    Message::Graft { id: Some(mid(msg)), round: 1, origin: None, },
                 ),
-                Step::Prune { peer } => node.recv(peer, Message::Prune),
+                Step::Prune { peer } => node.recv(peer, prune()),
                 Step::GraftTimer { msg } => node.timer(Timer::SendGraft(mid(msg))),
                 Step::Dispatch => node.timer(Timer::DispatchLazyPush),
                 Step::Broadcast { msg } => {
@@ -646,6 +704,7 @@ fn graft(id: MessageId) -> Message {
     Message::Graft {
         id: Some(id),
         round: 1,
+        origin: None,
     }
 }
 
@@ -690,6 +749,7 @@ fn graft_round(id: MessageId, round: u16) -> Message {
     Message::Graft {
         id: Some(id),
         round,
+        origin: None,
     }
 }
 
@@ -800,4 +860,189 @@ fn one_neighbour_cannot_pull_more_than_its_graft_budget() {
     // It refills with time.
     node.at(Duration::from_secs(1));
     assert_eq!(served(&node.recv(1, graft(id)), 1), 1);
+}
+
+/// Content whose tree is `origin`'s.
+fn content_of(origin: NodeId, n: u32) -> Bytes {
+    let mut b = origin.as_bytes().to_vec();
+    b.extend_from_slice(format!("message number {n}").as_bytes());
+    Bytes::from(b)
+}
+
+#[test]
+fn a_duplicate_prunes_the_link_from_its_origins_tree_only() {
+    // Before, one split served every origin: a duplicate of origin A's
+    // message made the link lazy for B's too, and messages of two origins
+    // crossing a cycle pruned two of its edges, splitting the tree.
+    let (a, b) = (id(100), id(200));
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2, 3]);
+    let from = |origin, n| {
+        Message::Gossip(Gossip {
+            content: content_of(origin, n),
+            round: 1,
+        })
+    };
+    node.recv(3, from(b, 1));
+    node.recv(1, from(a, 1));
+    let out = node.recv(2, from(a, 1));
+    assert_eq!(sends(&out), vec![(id(2), Message::Prune { origin: a })]);
+    assert_eq!(node.tree.lazy_peers_for(&a), vec![id(2)]);
+    // B's tree keeps 2 eager: its next message is pushed to 2 in full.
+    let out = node.recv(3, from(b, 2));
+    assert!(matches!(sends_to(&out, 2)[..], [Message::Gossip(_)]));
+    // A prune naming B leaves A's tree as it was.
+    node.recv(1, Message::Prune { origin: b });
+    assert_eq!(node.tree.lazy_peers_for(&b), vec![id(1)]);
+    assert_eq!(node.tree.lazy_peers_for(&a), vec![id(2)]);
+}
+
+#[test]
+fn a_new_origins_first_message_travels_the_smallest_origins_tree() {
+    let (small, large, new) = (id(100), id(200), id(300));
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2, 3]);
+    let from = |origin, n| {
+        Message::Gossip(Gossip {
+            content: content_of(origin, n),
+            round: 1,
+        })
+    };
+    node.recv(1, from(small, 1));
+    node.recv(2, from(small, 1));
+    node.recv(1, from(large, 1));
+    node.recv(3, from(large, 1));
+    assert_eq!(node.tree.lazy_peers_for(&small), vec![id(2)]);
+    // Large began as a copy of small's tree.
+    assert_eq!(node.tree.lazy_peers_for(&large), vec![id(2), id(3)]);
+    // Every node copies the same tree, whichever origin it heard last.
+    assert_eq!(node.tree.lazy_peers(), vec![id(2)]);
+    let out = node.recv(1, from(new, 1));
+    assert!(matches!(sends_to(&out, 3)[..], [Message::Gossip(_)]));
+    assert!(sends_to(&out, 2).is_empty());
+}
+
+#[test]
+fn a_first_copy_from_a_neighbour_we_hold_lazy_is_answered_with_a_graft() {
+    // We pruned 2, but it pushed the next message before reading the
+    // prune. Taking 2 back as eager without telling it left the link eager
+    // here and lazy there once it read the prune.
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    node.recv(1, gossip(1, 1));
+    node.recv(2, gossip(1, 1));
+    assert_eq!(node.lazy(), vec![id(2)]);
+    let out = node.recv(2, gossip(2, 3));
+    assert_eq!(received(&out), vec![mid(2)]);
+    assert_eq!(
+        sends_to(&out, 2),
+        vec![Message::Graft {
+            id: None,
+            round: 3,
+            origin: Some(origin()),
+        }]
+    );
+    assert_eq!(node.eager(), vec![id(1), id(2)]);
+}
+
+#[test]
+fn graft_waits_scale_with_the_announcers_round_trip() {
+    let config = Config::default();
+    let wait_for = |rtt: Option<Duration>| {
+        let mut node = Node::new(config.clone()).with_neighbors(&[1, 2]);
+        node.recv(2, prune());
+        if let Some(rtt) = rtt {
+            node.handle(InEvent::RoundTrip(id(2), rtt));
+        }
+        let out = node.recv(
+            2,
+            Message::IHave(vec![IHave {
+                id: mid(5),
+                round: 1,
+            }]),
+        );
+        timers(&out)
+            .into_iter()
+            .find(|(_, t)| *t == Timer::SendGraft(mid(5)))
+            .map(|(d, _)| d)
+            .expect("a graft timer")
+    };
+    // Unmeasured: the configured longest wait.
+    assert_eq!(wait_for(None), config.graft_timeout_1);
+    // Measured: a few round trips, spread by at most one more.
+    let rtt = Duration::from_millis(10);
+    let wait = wait_for(Some(rtt));
+    assert!(wait >= rtt * GRAFT_WAIT_RTTS, "{wait:?}");
+    assert!(wait <= rtt * (GRAFT_WAIT_RTTS + 1), "{wait:?}");
+    // A loopback round trip waits the floor; a slow link, the ceiling.
+    assert_eq!(wait_for(Some(Duration::from_micros(50))), MIN_GRAFT_WAIT);
+    assert_eq!(
+        wait_for(Some(Duration::from_secs(1))),
+        config.graft_timeout_1
+    );
+}
+
+#[test]
+fn graft_waits_are_spread_over_the_nodes_that_wait_for_one_message() {
+    let rtt = Duration::from_millis(20);
+    let waits: std::collections::BTreeSet<Duration> = (0..16u32)
+        .map(|me| {
+            let mut tree = Plumtree::new(id(1000 + me), Config::default());
+            let mut out = VecDeque::new();
+            let now = Instant::now();
+            tree.handle(InEvent::NeighborUp(id(2)), now, &mut out);
+            tree.handle(InEvent::RoundTrip(id(2), rtt), now, &mut out);
+            out.clear();
+            tree.handle(
+                InEvent::RecvMessage(
+                    id(2),
+                    Message::IHave(vec![IHave {
+                        id: mid(5),
+                        round: 1,
+                    }]),
+                ),
+                now,
+                &mut out,
+            );
+            out.iter()
+                .find_map(|o| match o {
+                    OutEvent::ScheduleTimer(d, Timer::SendGraft(_)) => Some(*d),
+                    _ => None,
+                })
+                .expect("a graft timer")
+        })
+        .collect();
+    assert!(waits.len() > 8, "{waits:?}");
+}
+
+#[test]
+fn a_prune_for_an_origin_we_have_no_tree_for_cannot_push_out_real_trees() {
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    node.recv(1, gossip(1, 1));
+    let made_up = |i: usize| {
+        let mut b = [0xeeu8; 32];
+        b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        NodeId::from_bytes(b)
+    };
+    for i in 0..MAX_TREES + 100 {
+        node.recv(2, Message::Prune { origin: made_up(i) });
+    }
+    assert_eq!(node.tree.trees(), MAX_TREES);
+    // The real origin's tree is still there, and still its own: 2 eager.
+    assert!(!node.tree.is_lazy_for(&origin(), &id(2)));
+    let out = node.recv(1, gossip(2, 1));
+    assert!(matches!(sends_to(&out, 2)[..], [Message::Gossip(_)]));
+}
+
+#[test]
+fn an_envelopes_tree_is_its_origins() {
+    // Plumtree names a message's tree by its content's first 32 bytes,
+    // without decoding it: an encoded envelope must begin with the origin.
+    let key = SecretKey::generate(&mut ChaCha8Rng::seed_from_u64(4));
+    let envelope = Envelope {
+        origin: key.node_id(),
+        seq: 300,
+        time_ms: 1_700_000_000_000,
+        kind: Kind::Chat,
+        body: Bytes::from_static(b"hello"),
+    };
+    let encoded = SignedEnvelope::sign(&key, envelope).unwrap().encode();
+    assert_eq!(tree_of(&encoded), key.node_id());
 }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::hyparview::{Message as HpvMessage, Priority};
-use gossipnet_proto::plumtree::{Gossip, Message as TreeMessage};
+use gossipnet_proto::plumtree::{tree_of, Gossip, Message as TreeMessage};
 use gossipnet_proto::query::Query;
 use gossipnet_proto::seed::SeedMessage;
 use gossipnet_proto::size::{Message as SizeMessage, REGISTERS};
-use gossipnet_proto::state::LivenessConfig;
+use gossipnet_proto::state::{LivenessConfig, RTT_REFRESH};
 use gossipnet_proto::wire::Message;
 use gossipnet_proto::{
     Command, Config, Event, InEvent, MessageId, NodeId, OutEvent, Route, RuntimeMessage, SecretKey,
@@ -217,12 +217,13 @@ fn duplicate_is_recognised_before_verification() {
     let mut node = Node::with_neighbors(&[1, 2]);
     let bad = tampered_envelope();
     node.handle(InEvent::Command(Command::Broadcast(bad.clone())));
+    let origin = tree_of(&bad);
     let out = node.recv(1, gossip(bad));
     assert!(misbehaved(&out).is_empty());
     assert_eq!(delivered(&out), 0);
     assert_eq!(
         sends(&out),
-        vec![(id(1), Message::Broadcast(TreeMessage::Prune))]
+        vec![(id(1), Message::Broadcast(TreeMessage::Prune { origin }))]
     );
     assert!(node.active(1));
     assert_eq!(node.state.stats().bad_envelopes, 0);
@@ -233,12 +234,13 @@ fn valid_duplicate_is_pruned_not_delivered_again() {
     let mut node = Node::with_neighbors(&[1, 2]);
     let content = signed_envelope(b"once");
     assert_eq!(delivered(&node.recv(1, gossip(content.clone()))), 1);
+    let origin = tree_of(&content);
     let out = node.recv(2, gossip(content));
     assert_eq!(delivered(&out), 0);
     assert!(misbehaved(&out).is_empty());
     assert_eq!(
         sends(&out),
-        vec![(id(2), Message::Broadcast(TreeMessage::Prune))]
+        vec![(id(2), Message::Broadcast(TreeMessage::Prune { origin }))]
     );
 }
 
@@ -355,10 +357,19 @@ fn the_runtimes_messages_are_handed_back_and_are_no_sign_of_life() {
 fn any_message_counts_as_a_sign_of_life() {
     let liveness = LivenessConfig::default();
     let mut node = Node::with_neighbors(&[1]);
-    // A pong just before the deadline resets it.
+    // A pong just before the deadline resets it; it answers the ping that
+    // times the new link, sent at the first tick.
     let heard = liveness.dead_after - Duration::from_secs(1);
     node.at(heard);
-    node.recv(1, Message::Pong(1));
+    let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
+    let nonce = sends(&out)
+        .iter()
+        .find_map(|(to, m)| match m {
+            Message::Ping(n) if *to == id(1) => Some(*n),
+            _ => None,
+        })
+        .expect("a new link is timed");
+    node.recv(1, Message::Pong(nonce));
     node.at(liveness.dead_after);
     let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
     assert!(closes(&out).is_empty());
@@ -500,4 +511,47 @@ fn a_replay_after_a_flood_of_cheap_messages_is_not_delivered_again() {
     // What was written after the flood is still delivered.
     let next = envelope_of(&key, 2, NOW_MS + 1000);
     assert_eq!(delivered(&node.recv(1, gossip(next))), 1);
+}
+
+#[test]
+fn a_busy_link_is_timed_every_refresh_and_plumtree_gets_the_round_trip() {
+    let liveness = LivenessConfig::default();
+    let mut node = Node::with_neighbors(&[1]);
+    let t = liveness.tick;
+    node.at(t);
+    let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
+    let nonce = sends(&out)
+        .iter()
+        .find_map(|(to, m)| match m {
+            Message::Ping(n) if *to == id(1) => Some(*n),
+            _ => None,
+        })
+        .expect("a new link is timed at the first tick");
+    assert_eq!(node.state.broadcast().round_trip(&id(1)), None);
+    // A pong with another nonce times nothing.
+    node.at(t + Duration::from_millis(3));
+    node.recv(1, Message::Pong(nonce.wrapping_add(7)));
+    assert_eq!(node.state.broadcast().round_trip(&id(1)), None);
+    node.at(t + Duration::from_millis(20));
+    node.recv(1, Message::Pong(nonce));
+    assert_eq!(
+        node.state.broadcast().round_trip(&id(1)),
+        Some(Duration::from_millis(20))
+    );
+    // Timed: the next ticks send nothing while the link is busy...
+    let mut at = t + liveness.tick;
+    while at < t + Duration::from_millis(20) + RTT_REFRESH {
+        node.at(at);
+        node.recv(1, Message::Pong(0));
+        let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
+        assert!(sends(&out).is_empty(), "pinged a timed busy link at {at:?}");
+        at += liveness.tick;
+    }
+    // ...until the timing is stale.
+    node.at(at);
+    node.recv(1, Message::Pong(0));
+    let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
+    assert!(sends(&out)
+        .iter()
+        .any(|(to, m)| *to == id(1) && matches!(m, Message::Ping(_))));
 }

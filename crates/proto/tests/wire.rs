@@ -92,9 +92,13 @@ fn broadcast() -> impl Strategy<Value = TreeMessage> {
             0..64,
         )
         .prop_map(TreeMessage::IHave),
-        (prop::option::of(message_id()), any::<u16>())
-            .prop_map(|(id, round)| TreeMessage::Graft { id, round }),
-        Just(TreeMessage::Prune),
+        (
+            prop::option::of(message_id()),
+            any::<u16>(),
+            prop::option::of(node_id())
+        )
+            .prop_map(|(id, round, origin)| TreeMessage::Graft { id, round, origin }),
+        node_id().prop_map(|origin| TreeMessage::Prune { origin }),
     ]
 }
 

@@ -347,8 +347,9 @@ pub struct StreamReport {
     pub duplicates_after_warmup: f64,
     /// Relative message redundancy over the whole stream.
     pub rmr: f64,
-    /// Most components of the eager graph in any sample after the warm-up
-    /// (1: the eager links are one connected graph).
+    /// Most components of the eager graph in any sample after the warm-up,
+    /// in the broadcast tree of the latest message's origin (1: its eager
+    /// links are one connected graph).
     pub eager_components_max: usize,
     /// Grafts sent during the stream, network wide.
     pub grafts: u64,
@@ -494,7 +495,7 @@ pub fn stream(
         let until = stream_start + interval * (k as u32 + 1);
         while next_sample <= until {
             sim.run_until(next_sample);
-            eager_components_max = eager_components_max.max(sim.eager_components());
+            eager_components_max = eager_components_max.max(sim.eager_components(origin));
             next_sample += EAGER_SAMPLE;
         }
         sim.run_until(until);

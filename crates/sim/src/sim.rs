@@ -340,9 +340,12 @@ impl Simulator {
     pub fn broadcast(&mut self, i: Idx, size: usize) -> u64 {
         let tag = self.next_tag;
         self.next_tag += 1;
-        let mut content = vec![0u8; size.max(16)];
-        content[..8].copy_from_slice(&tag.to_le_bytes());
-        content[8..12].copy_from_slice(&i.to_le_bytes());
+        // Laid out as an envelope begins: the origin's id first, which
+        // names the broadcast tree the message travels.
+        let mut content = vec![0u8; size.max(TAG_AT + 12)];
+        content[..TAG_AT].copy_from_slice(self.ids[i as usize].as_bytes());
+        content[TAG_AT..TAG_AT + 8].copy_from_slice(&tag.to_le_bytes());
+        content[TAG_AT + 8..TAG_AT + 12].copy_from_slice(&i.to_le_bytes());
         self.track(tag, i);
         self.schedule(
             0,
@@ -731,23 +734,25 @@ impl Simulator {
         roots(&mut parent, (0..n as Idx).filter(|i| self.is_alive(*i)))
     }
 
-    /// Connected components of the running nodes over the broadcast's eager
-    /// links: a link counts when both ends push to each other in full, the
-    /// only kind that carries a message either way. One component means a
-    /// message from any origin reaches every node without a graft.
-    pub fn eager_components(&self) -> usize {
+    /// Connected components of the running nodes over the eager links of
+    /// node `origin`'s broadcast tree: a link counts when both ends push to
+    /// each other in full, the only kind that carries a message either way.
+    /// One component means a message from that origin reaches every node
+    /// without a graft.
+    pub fn eager_components(&self, origin: Idx) -> usize {
         let n = self.nodes.len();
+        let tree = self.ids[origin as usize];
         let mut parent: Vec<Idx> = (0..n as Idx).collect();
         for i in 0..n as Idx {
             let Some(state) = self.state(i) else { continue };
             let me = self.ids[i as usize];
-            for peer in state.broadcast().eager_peers() {
-                let Some(p) = self.index_of(peer) else {
+            for peer in state.broadcast().eager_peers_for(&tree) {
+                let Some(p) = self.index_of(&peer) else {
                     continue;
                 };
                 let both = self
                     .state(p)
-                    .is_some_and(|s| s.broadcast().eager_peers().any(|q| *q == me));
+                    .is_some_and(|s| s.broadcast().eager_peers_for(&tree).contains(&me));
                 if both {
                     union(&mut parent, i, p);
                 }
@@ -808,11 +813,15 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
+/// Where [`Simulator::broadcast`] writes the tag in a payload: after the
+/// origin's id.
+const TAG_AT: usize = 32;
+
 /// The tag [`Simulator::broadcast`] wrote into a payload.
 fn tag_of(content: &[u8]) -> u64 {
     let mut b = [0u8; 8];
-    if content.len() >= 8 {
-        b.copy_from_slice(&content[..8]);
+    if let Some(tag) = content.get(TAG_AT..TAG_AT + 8) {
+        b.copy_from_slice(tag);
     }
     u64::from_le_bytes(b)
 }

@@ -345,6 +345,11 @@ fn prepare(
         if v == 0 {
             usage_bail!("protocol.active_view must be at least 1");
         }
+        let most = gossipnet_proto::plumtree::MAX_TREE_NEIGHBORS;
+        if v > most {
+            // The broadcast trees tell this many neighbours apart.
+            usage_bail!("protocol.active_view must be at most {most}");
+        }
         p.membership.active_view_capacity = v;
         p.membership.high_priority_below = v.saturating_sub(1).max(1);
     }
