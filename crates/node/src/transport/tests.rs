@@ -49,7 +49,10 @@ fn hello_round_trips_and_is_checked_version_first() {
     };
     assert!(matches!(
         ours.check(&other),
-        Err(HandshakeError::WrongVersion { ours: 1, theirs: 9 })
+        Err(HandshakeError::WrongVersion {
+            ours: PROTOCOL_VERSION,
+            theirs: 9
+        })
     ));
     let mut garbage = ours.encode();
     garbage[0] = b'X';
