@@ -14,7 +14,7 @@ use bytes::Bytes;
 use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope, MAX_BODY_BYTES};
 use gossipnet_proto::plumtree::{
     tree_of, Config, Event, Gossip, IHave, InEvent, Message, OutEvent, Plumtree, Timer,
-    GRAFT_BURST_BYTES, GRAFT_WAIT_RTTS, MAX_CACHE_BYTES, MAX_IHAVE_ENTRIES,
+    GRAFT_BURST_BYTES, GRAFT_WAIT_RTTS, LATENESS_MARGIN, MAX_CACHE_BYTES, MAX_IHAVE_ENTRIES,
     MAX_MISSING_PER_ANNOUNCER, MAX_TREES, MIN_GRAFT_WAIT, ORIGIN_SHARE,
 };
 use gossipnet_proto::{MessageId, NodeId, SecretKey};
@@ -1045,4 +1045,39 @@ fn an_envelopes_tree_is_its_origins() {
     };
     let encoded = SignedEnvelope::sign(&key, envelope).unwrap().encode();
     assert_eq!(tree_of(&encoded), key.node_id());
+}
+
+#[test]
+fn graft_waits_grow_with_how_late_eager_copies_run() {
+    // On a busy node the eager copy runs far behind the announcements of
+    // lazy neighbours, much longer than a ping's round trip: grafting
+    // after a few round trips then fetched copies already on their way.
+    let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
+    node.recv(2, prune());
+    node.handle(InEvent::RoundTrip(id(2), Duration::from_micros(100)));
+    let ihave = |n| {
+        Message::IHave(vec![IHave {
+            id: mid(n),
+            round: 1,
+        }])
+    };
+    let wait = |out: &[OutEvent]| {
+        timers(out)
+            .into_iter()
+            .find(|(_, t)| matches!(t, Timer::SendGraft(_)))
+            .map(|(d, _)| d)
+            .expect("a graft timer")
+    };
+    assert_eq!(wait(&node.recv(2, ihave(1))), MIN_GRAFT_WAIT);
+    // The eager copy comes 40 ms after the announcement.
+    node.at(Duration::from_millis(40));
+    node.recv(1, gossip(1, 2));
+    assert_eq!(node.tree.lateness(), Some(Duration::from_millis(40)));
+    let waited = wait(&node.recv(2, ihave(2)));
+    assert_eq!(waited, Duration::from_millis(40) * LATENESS_MARGIN);
+    // A copy fetched by a graft says nothing of how late pushes run.
+    node.timer(Timer::SendGraft(mid(2)));
+    node.at(Duration::from_millis(400));
+    node.recv(2, gossip(2, 2));
+    assert_eq!(node.tree.lateness(), Some(Duration::from_millis(40)));
 }

@@ -24,10 +24,12 @@
 //!   apply it after we took it back, leaving the link eager at our end and
 //!   lazy at its own;
 //! - graft waits scale with the measured round trip of the announcer
-//!   ([`InEvent::RoundTrip`]) and are spread per node and message, rather
-//!   than one fixed 200 ms: a message held behind a stalled link is fetched
-//!   from a lazy neighbour within a few round trips, and the border nodes of
-//!   a cut-off part of a tree do not all graft in the same instant;
+//!   ([`InEvent::RoundTrip`]) and with how late eager copies usually run
+//!   behind announcements here, and are spread per node and message,
+//!   rather than one fixed 200 ms: a message held behind a stalled link is
+//!   fetched from a lazy neighbour soon, a busy node does not graft copies
+//!   that are merely queued, and the border nodes of a cut-off part of a
+//!   tree do not all graft in the same instant;
 //! - a new neighbour is sent an `IHave` of the recent messages, so a node
 //!   whose links broke mid-broadcast catches up once it is linked again;
 //!   and the paper's tree optimisation (graft a lazy path that is shorter
@@ -149,6 +151,14 @@ pub const GRAFT_WAIT_RTTS: u32 = 8;
 /// Round trips waited on a grafted announcer before grafting the next: it
 /// answers at once from its cache.
 pub const ANSWER_WAIT_RTTS: u32 = 2;
+/// A graft waits at least this many times the usual lateness of an eager
+/// copy behind its first announcement ([`Plumtree::lateness`]). A busy node
+/// queues messages far longer than a ping's round trip: on loopback at 100
+/// msg/s over 2 cores (`gossipnet bench --rate 100`), waits from round
+/// trips alone (the 5 ms floor) grafted copies that were on their way and
+/// 24% of all full copies were duplicates; twice the lateness left 8%,
+/// four times 1.2%.
+pub const LATENESS_MARGIN: u32 = 4;
 /// Shortest graft wait, whatever the round trip: on loopback a round trip
 /// is a fraction of a millisecond, less than a busy node's queue.
 pub const MIN_GRAFT_WAIT: Duration = Duration::from_millis(5);
@@ -291,12 +301,14 @@ struct GraftBudget {
 }
 
 /// A message announced but not received.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Missing {
     /// Who announced it, at which round, in the order to graft them.
     announcers: VecDeque<(NodeId, u16)>,
     /// Who was grafted for it already (and so pushes to us again).
     grafted: Vec<NodeId>,
+    /// When it was first announced.
+    since: Instant,
 }
 
 /// The Plumtree state of one node.
@@ -308,6 +320,8 @@ pub struct Plumtree {
     trees: Trees,
     /// Smoothed round trips of the neighbours.
     round_trips: BTreeMap<NodeId, Duration>,
+    /// Smoothed lateness of an eager copy behind its first announcement.
+    lateness: Option<Duration>,
     /// Ids seen, with when, oldest first in `seen_order`.
     seen: HashMap<MessageId, Instant>,
     seen_order: VecDeque<(Instant, MessageId)>,
@@ -335,6 +349,7 @@ impl Plumtree {
             config,
             trees: Trees::default(),
             round_trips: BTreeMap::new(),
+            lateness: None,
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             missing: BTreeMap::new(),
@@ -434,7 +449,7 @@ impl Plumtree {
                     let id = MessageId::of(&gossip.content);
                     self.handle_gossip(from, gossip, id, now, out)
                 }
-                Message::IHave(entries) => self.on_ihave(from, entries, out),
+                Message::IHave(entries) => self.on_ihave(from, entries, now, out),
                 Message::Graft { id, round, origin } => {
                     self.on_graft(from, id, round, origin, now, out)
                 }
@@ -484,6 +499,11 @@ impl Plumtree {
         self.mark_seen(id, now);
         self.stats.delivered += 1;
         let missing = self.remove_missing(&id);
+        if let Some(m) = missing.as_ref().filter(|m| !m.grafted.contains(&from)) {
+            // Pushed, not fetched: how late an eager copy runs behind an
+            // announcement here.
+            self.note_lateness(now.saturating_duration_since(m.since));
+        }
         if self.is_neighbor(&from) && self.trees.is_lazy(&origin, &from) {
             // The sender is on the fastest path after all. If we pruned it
             // and it pushed before reading that, it will make us lazy after
@@ -594,7 +614,13 @@ impl Plumtree {
     /// announcements dropped, and would never be grafted), and each
     /// announcer has its own share of the table, so one flooding made-up
     /// ids cannot leave no room for the real ones of the others.
-    fn on_ihave(&mut self, from: NodeId, entries: Vec<IHave>, out: &mut VecDeque<OutEvent>) {
+    fn on_ihave(
+        &mut self,
+        from: NodeId,
+        entries: Vec<IHave>,
+        now: Instant,
+        out: &mut VecDeque<OutEvent>,
+    ) {
         if !self.is_neighbor(&from) {
             return;
         }
@@ -627,12 +653,15 @@ impl Plumtree {
                         Missing {
                             announcers: VecDeque::from([(from, entry.round)]),
                             grafted: Vec::new(),
+                            since: now,
                         },
                     );
+                    let late = self.lateness.unwrap_or_default() * LATENESS_MARGIN;
                     let wait = self.graft_wait(
                         &from,
                         &entry.id,
                         GRAFT_WAIT_RTTS,
+                        late,
                         self.config.graft_timeout_1,
                     );
                     out.push_back(OutEvent::ScheduleTimer(wait, Timer::SendGraft(entry.id)));
@@ -800,8 +829,13 @@ impl Plumtree {
                         origin: None,
                     },
                 ));
-                let wait =
-                    self.graft_wait(&peer, &id, ANSWER_WAIT_RTTS, self.config.graft_timeout_2);
+                let wait = self.graft_wait(
+                    &peer,
+                    &id,
+                    ANSWER_WAIT_RTTS,
+                    Duration::ZERO,
+                    self.config.graft_timeout_2,
+                );
                 out.push_back(OutEvent::ScheduleTimer(wait, Timer::SendGraft(id)));
             }
             None => {
@@ -820,15 +854,17 @@ impl Plumtree {
     }
 
     /// How long to wait on `announcer` for message `id`: `rtts` of its
-    /// round trips, spread by up to one more, at most `longest` (also the
-    /// wait while its round trip is unknown). The spread is drawn from the
-    /// message id and our own, so it differs between the nodes that graft
-    /// the same message and is the same on every run.
+    /// round trips, spread by up to one more, and no less than `late`; at
+    /// most `longest` (also the wait while its round trip is unknown). The
+    /// spread is drawn from the message id and our own, so it differs
+    /// between the nodes that graft the same message and is the same on
+    /// every run.
     fn graft_wait(
         &self,
         announcer: &NodeId,
         id: &MessageId,
         rtts: u32,
+        late: Duration,
         longest: Duration,
     ) -> Duration {
         let Some(rtt) = self.round_trips.get(announcer) else {
@@ -836,8 +872,25 @@ impl Plumtree {
         };
         let (a, b) = (&id.0, self.me.as_bytes());
         let spread = u32::from(u16::from_le_bytes([a[0] ^ b[0], a[1] ^ b[1]]));
-        let wait = *rtt * rtts + *rtt * spread / u32::from(u16::MAX);
+        let wait = (*rtt * rtts + *rtt * spread / u32::from(u16::MAX)).max(late);
         wait.clamp(MIN_GRAFT_WAIT.min(longest), longest)
+    }
+
+    /// Folds a sample into the smoothed lateness: up by a quarter of the
+    /// difference, down by an eighth, so a burst of load lengthens the
+    /// waits soon and one slow copy does not much.
+    fn note_lateness(&mut self, sample: Duration) {
+        self.lateness = Some(match self.lateness {
+            None => sample,
+            Some(old) if sample > old => old + (sample - old) / 4,
+            Some(old) => old - (old - sample) / 8,
+        });
+    }
+
+    /// How late an eager copy usually runs behind its first announcement
+    /// here (smoothed), once one did.
+    pub fn lateness(&self) -> Option<Duration> {
+        self.lateness
     }
 
     fn forget_announcement(&mut self, peer: &NodeId) {
