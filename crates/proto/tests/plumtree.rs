@@ -36,13 +36,24 @@ fn origin() -> NodeId {
 }
 
 fn content(n: u32) -> Bytes {
-    let mut b = origin().as_bytes().to_vec();
-    b.extend_from_slice(format!("message number {n}").as_bytes());
-    Bytes::from(b)
+    content_of(origin(), n)
 }
 
 fn prune() -> Message {
     Message::Prune { origin: origin() }
+}
+
+/// The wait of the first graft timer set, if one was.
+fn graft_wait(out: &[OutEvent]) -> Option<Duration> {
+    timers(out)
+        .into_iter()
+        .find(|(_, t)| matches!(t, Timer::SendGraft(_)))
+        .map(|(d, _)| d)
+}
+
+/// An announcement of one message.
+fn ihave(n: u32, round: u16) -> Message {
+    Message::IHave(vec![IHave { id: mid(n), round }])
 }
 
 fn mid(n: u32) -> MessageId {
@@ -375,13 +386,7 @@ fn announcer_answers_a_graft_from_its_cache() {
 fn a_grafted_announcers_answer_makes_it_eager_without_another_graft() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
     node.recv(2, prune());
-    node.recv(
-        2,
-        Message::IHave(vec![IHave {
-            id: mid(5),
-            round: 1,
-        }]),
-    );
+    node.recv(2, ihave(5, 1));
     node.timer(Timer::SendGraft(mid(5)));
     let out = node.recv(2, gossip(5, 1));
     assert_eq!(received(&out), vec![mid(5)]);
@@ -869,6 +874,14 @@ fn content_of(origin: NodeId, n: u32) -> Bytes {
     Bytes::from(b)
 }
 
+/// Message `n` of `origin`, one hop from it.
+fn from(origin: NodeId, n: u32) -> Message {
+    Message::Gossip(Gossip {
+        content: content_of(origin, n),
+        round: 1,
+    })
+}
+
 #[test]
 fn a_duplicate_prunes_the_link_from_its_origins_tree_only() {
     // Before, one split served every origin: a duplicate of origin A's
@@ -876,12 +889,6 @@ fn a_duplicate_prunes_the_link_from_its_origins_tree_only() {
     // crossing a cycle pruned two of its edges, splitting the tree.
     let (a, b) = (id(100), id(200));
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2, 3]);
-    let from = |origin, n| {
-        Message::Gossip(Gossip {
-            content: content_of(origin, n),
-            round: 1,
-        })
-    };
     node.recv(3, from(b, 1));
     node.recv(1, from(a, 1));
     let out = node.recv(2, from(a, 1));
@@ -900,12 +907,6 @@ fn a_duplicate_prunes_the_link_from_its_origins_tree_only() {
 fn a_new_origins_first_message_travels_the_smallest_origins_tree() {
     let (small, large, new) = (id(100), id(200), id(300));
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2, 3]);
-    let from = |origin, n| {
-        Message::Gossip(Gossip {
-            content: content_of(origin, n),
-            round: 1,
-        })
-    };
     node.recv(1, from(small, 1));
     node.recv(2, from(small, 1));
     node.recv(1, from(large, 1));
@@ -951,18 +952,7 @@ fn graft_waits_scale_with_the_announcers_round_trip() {
         if let Some(rtt) = rtt {
             node.handle(InEvent::RoundTrip(id(2), rtt));
         }
-        let out = node.recv(
-            2,
-            Message::IHave(vec![IHave {
-                id: mid(5),
-                round: 1,
-            }]),
-        );
-        timers(&out)
-            .into_iter()
-            .find(|(_, t)| *t == Timer::SendGraft(mid(5)))
-            .map(|(d, _)| d)
-            .expect("a graft timer")
+        graft_wait(&node.recv(2, ihave(5, 1))).expect("a graft timer")
     };
     // Unmeasured: the configured longest wait.
     assert_eq!(wait_for(None), config.graft_timeout_1);
@@ -990,23 +980,8 @@ fn graft_waits_are_spread_over_the_nodes_that_wait_for_one_message() {
             tree.handle(InEvent::NeighborUp(id(2)), now, &mut out);
             tree.handle(InEvent::RoundTrip(id(2), rtt), now, &mut out);
             out.clear();
-            tree.handle(
-                InEvent::RecvMessage(
-                    id(2),
-                    Message::IHave(vec![IHave {
-                        id: mid(5),
-                        round: 1,
-                    }]),
-                ),
-                now,
-                &mut out,
-            );
-            out.iter()
-                .find_map(|o| match o {
-                    OutEvent::ScheduleTimer(d, Timer::SendGraft(_)) => Some(*d),
-                    _ => None,
-                })
-                .expect("a graft timer")
+            tree.handle(InEvent::RecvMessage(id(2), ihave(5, 1)), now, &mut out);
+            graft_wait(&Vec::from(out)).expect("a graft timer")
         })
         .collect();
     assert!(waits.len() > 8, "{waits:?}");
@@ -1055,25 +1030,13 @@ fn graft_waits_grow_with_how_late_eager_copies_run() {
     let mut node = Node::new(Config::default()).with_neighbors(&[1, 2]);
     node.recv(2, prune());
     node.handle(InEvent::RoundTrip(id(2), Duration::from_micros(100)));
-    let ihave = |n| {
-        Message::IHave(vec![IHave {
-            id: mid(n),
-            round: 1,
-        }])
-    };
-    let wait = |out: &[OutEvent]| {
-        timers(out)
-            .into_iter()
-            .find(|(_, t)| matches!(t, Timer::SendGraft(_)))
-            .map(|(d, _)| d)
-            .expect("a graft timer")
-    };
-    assert_eq!(wait(&node.recv(2, ihave(1))), MIN_GRAFT_WAIT);
+    let wait = |out: Vec<OutEvent>| graft_wait(&out).expect("a graft timer");
+    assert_eq!(wait(node.recv(2, ihave(1, 1))), MIN_GRAFT_WAIT);
     // The eager copy comes 40 ms after the announcement.
     node.at(Duration::from_millis(40));
     node.recv(1, gossip(1, 2));
     assert_eq!(node.tree.lateness(), Some(Duration::from_millis(40)));
-    let waited = wait(&node.recv(2, ihave(2)));
+    let waited = wait(node.recv(2, ihave(2, 1)));
     assert_eq!(waited, Duration::from_millis(40) * LATENESS_MARGIN);
     // A copy fetched by a graft says nothing of how late pushes run.
     node.timer(Timer::SendGraft(mid(2)));

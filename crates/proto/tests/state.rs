@@ -362,13 +362,7 @@ fn any_message_counts_as_a_sign_of_life() {
     let heard = liveness.dead_after - Duration::from_secs(1);
     node.at(heard);
     let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
-    let nonce = sends(&out)
-        .iter()
-        .find_map(|(to, m)| match m {
-            Message::Ping(n) if *to == id(1) => Some(*n),
-            _ => None,
-        })
-        .expect("a new link is timed");
+    let nonce = ping_to(&out, 1).expect("a new link is timed");
     node.recv(1, Message::Pong(nonce));
     node.at(liveness.dead_after);
     let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
@@ -520,13 +514,7 @@ fn a_busy_link_is_timed_every_refresh_and_plumtree_gets_the_round_trip() {
     let t = liveness.tick;
     node.at(t);
     let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
-    let nonce = sends(&out)
-        .iter()
-        .find_map(|(to, m)| match m {
-            Message::Ping(n) if *to == id(1) => Some(*n),
-            _ => None,
-        })
-        .expect("a new link is timed at the first tick");
+    let nonce = ping_to(&out, 1).expect("a new link is timed at the first tick");
     assert_eq!(node.state.broadcast().round_trip(&id(1)), None);
     // A pong with another nonce times nothing.
     node.at(t + Duration::from_millis(3));
@@ -551,7 +539,13 @@ fn a_busy_link_is_timed_every_refresh_and_plumtree_gets_the_round_trip() {
     node.at(at);
     node.recv(1, Message::Pong(0));
     let out = node.handle(InEvent::TimerExpired(Timer::Liveness));
-    assert!(sends(&out)
-        .iter()
-        .any(|(to, m)| *to == id(1) && matches!(m, Message::Ping(_))));
+    assert!(ping_to(&out, 1).is_some());
+}
+
+/// The nonce of a ping sent to peer `p`, if one was.
+fn ping_to(out: &[OutEvent], p: u32) -> Option<u64> {
+    sends(out).iter().find_map(|(to, m)| match m {
+        Message::Ping(n) if *to == id(p) => Some(*n),
+        _ => None,
+    })
 }
