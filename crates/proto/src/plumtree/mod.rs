@@ -16,7 +16,7 @@
 //! seen are kept for longer, so nothing is delivered twice.
 //!
 //! Departures from the paper, each for a failure it has under load:
-//! - one tree per origin ([`trees`]), with `Prune` and `Graft` naming the
+//! - one tree per origin (`trees.rs`), with `Prune` and `Graft` naming the
 //!   origin: with one shared tree, messages of several origins crossing a
 //!   cycle prune different edges of it and split the tree over and over;
 //! - a first copy from a neighbour we hold lazy is answered with a `Graft`:
