@@ -11,14 +11,15 @@ use gossipnet_proto::{MessageId, NodeId, State};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actor::{self, Actor, ToActor};
 #[cfg(feature = "control-api")]
 use crate::control;
+use crate::event::EventHub;
 use crate::{
-    chat, crawl, store, time, transport, Events, NodeBuilder, NodeConfig, NodeError, NodeEvent,
-    PeerStatus, Status,
+    chat, crawl, store, time, transport, Events, NodeBuilder, NodeConfig, NodeError, PeerStatus,
+    Status,
 };
 
 /// Connections the kernel queues for the listener before the node accepts
@@ -33,10 +34,10 @@ pub struct Node {
     local_addr: SocketAddr,
     name: Arc<RwLock<Option<String>>>,
     pub(crate) cmd_tx: mpsc::Sender<ToActor>,
-    events: broadcast::Sender<NodeEvent>,
-    /// A subscription made before the actor started, for the one caller
-    /// that must hear everything (see [`Node::startup_events`]).
-    startup: Arc<std::sync::Mutex<Option<broadcast::Receiver<NodeEvent>>>>,
+    /// The subscriptions, a first one made before the actor started among
+    /// them, for the one caller that must hear everything (see
+    /// [`Node::startup_events`]).
+    events: EventHub,
     stopped: watch::Receiver<bool>,
     /// The network a crawl dials into (its secret is replaced by a
     /// throwaway key for each crawl).
@@ -147,7 +148,7 @@ impl Node {
             tracing::info!(restored, "history loaded");
         }
         let (cmd_tx, cmd_rx) = mpsc::channel(actor::COMMAND_QUEUE);
-        let (events, startup) = broadcast::channel(actor::EVENT_QUEUE);
+        let events = EventHub::with_startup();
         let (stopped_tx, stopped) = watch::channel(false);
         let name = config.name.clone();
         let crawl_link = Arc::new(config.link_config());
@@ -161,8 +162,10 @@ impl Node {
             events.clone(),
             store,
         );
+        let hub = events.clone();
         tokio::spawn(async move {
             actor.run(listener).await;
+            hub.close();
             let _ = stopped_tx.send(true);
         });
         Ok(Node {
@@ -171,7 +174,6 @@ impl Node {
             name: Arc::new(RwLock::new(name)),
             cmd_tx,
             events,
-            startup: Arc::new(std::sync::Mutex::new(Some(startup))),
             stopped,
             crawl_link,
             #[cfg(feature = "control-api")]
@@ -251,20 +253,17 @@ impl Node {
     /// subscriber that falls more than a few thousand events behind misses
     /// some and is told so by [`EventsError::Lagged`](crate::EventsError::Lagged).
     pub fn subscribe(&self) -> Events {
-        Events::new(self.events.subscribe())
+        self.events.subscribe()
     }
 
     /// Events from the moment the node started, for the first caller only
     /// (`None` after): what a node delivers in its first instants, the
     /// messages it catches up on as its first links come up, arrives before
     /// any [`Node::subscribe`] made after the node is spawned could hear it.
-    /// Up to a few thousand events are kept until taken.
+    /// Up to a few thousand events are kept until taken, for half a
+    /// minute: an embedder that has not asked by then never will.
     pub fn startup_events(&self) -> Option<Events> {
-        self.startup
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(Events::new)
+        self.events.take_startup()
     }
 
     /// Signs and broadcasts a message to every node.

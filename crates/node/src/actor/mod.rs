@@ -53,14 +53,15 @@ use gossipnet_proto::{
 };
 use rand::rngs::StdRng;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, Instrument};
 
 use crate::admin::AdminState;
 use crate::config::NodeConfig;
 use crate::store::StoreHandle;
-use crate::{NodeError, NodeEvent, Status};
+use crate::event::EventHub;
+use crate::{NodeError, Status};
 
 use crate::time::unix_ms;
 pub(crate) use report::Counters;
@@ -79,9 +80,6 @@ use timers::Timers;
 const LINK_EVENT_QUEUE: usize = 4096;
 /// Capacity of the command channel from handles to the actor.
 pub(crate) const COMMAND_QUEUE: usize = 256;
-/// Capacity of the event broadcast to subscribers; a subscriber that falls
-/// this far behind misses events (and is told so by tokio's `Lagged`).
-pub(crate) const EVENT_QUEUE: usize = 4096;
 /// Most messages written to a link in one batch (one syscall).
 const MAX_BATCH: usize = 256;
 /// Time allowed to open a TCP connection.
@@ -213,7 +211,7 @@ pub(crate) struct Actor {
     shutdown: Shutdown,
     counters: Counters,
     cmd_rx: mpsc::Receiver<ToActor>,
-    events: broadcast::Sender<NodeEvent>,
+    events: EventHub,
     store: Option<StoreHandle>,
     /// Set once the node starts leaving: nothing new is taken on.
     leaving: bool,
@@ -230,7 +228,7 @@ impl Actor {
         state: State<StdRng>,
         rng: StdRng,
         cmd_rx: mpsc::Receiver<ToActor>,
-        events: broadcast::Sender<NodeEvent>,
+        events: EventHub,
         store: Option<StoreHandle>,
     ) -> Self {
         let me = config.secret.node_id();
