@@ -629,7 +629,9 @@ async fn write_link(
     events: mpsc::Sender<LinkEvent>,
 ) {
     let peer = writer.peer();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Grown on the first busy moment, not held from the start by every
+    // link, most of which never batch more than a few messages.
+    let mut batch = Vec::new();
     while let Some(first) = queue.rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use gossipnet_proto::identity::NodeId;
 use snow::StatelessTransportState;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -50,13 +50,19 @@ pub(super) const FRAME_HEADER_BYTES: usize = 2;
 /// a larger batch goes out in several writes so the buffer stays bounded.
 const MAX_WRITE_BUFFER_BYTES: usize = 1 << 20;
 
-/// Send-buffer capacity kept between batches: enough for the common batch
-/// without reallocating, while one huge batch does not pin its memory forever.
-const RETAINED_WRITE_BUFFER_BYTES: usize = 256 << 10;
+/// Buffer capacity a half keeps while it waits: enough for a ping or a
+/// message or two, the common case on a settled link, without allocating;
+/// a larger buffer, grown for a busy moment, is given back when it passes,
+/// so the memory of an idle link does not stay at its busiest.
+pub(super) const IDLE_BUFFER_BYTES: usize = 2 << 10;
 
-/// Spare room offered to each socket read: a few frames of small messages, so
-/// a busy link is drained in few system calls.
-const READ_CHUNK_BYTES: usize = 16 << 10;
+/// Smallest spare room offered to a socket read: what an idle link needs
+/// for the pings and single messages it mostly gets.
+const MIN_READ_CHUNK_BYTES: usize = 2 << 10;
+
+/// Largest spare room offered to a socket read: a full frame, so a busy
+/// link is drained in few system calls.
+const MAX_READ_CHUNK_BYTES: usize = 64 << 10;
 
 /// An idle link is probed by TCP keepalive after this long: the protocol
 /// pings its neighbours, but a link to a seed or a probe may be idle, and
@@ -116,13 +122,14 @@ pub(super) fn halves(
         nonce: 0,
         wire: BytesMut::new(),
         plain: BytesMut::new(),
+        chunk: MIN_READ_CHUNK_BYTES,
     };
     let writer = LinkWriter {
         peer,
         stream: write,
         noise,
         nonce: 0,
-        plain: Vec::with_capacity(MAX_FRAME_PLAINTEXT),
+        plain: Vec::new(),
         wire: Vec::new(),
         broken: false,
         write_timeout: DEFAULT_SLOW_LINK_TIMEOUT,
@@ -135,7 +142,10 @@ pub(super) fn halves(
 /// `recv` is cancel-safe: partly received frames and messages are kept in the
 /// struct, and its one await point, a socket read, loses nothing if dropped.
 /// Memory is bounded: one message being assembled (at most
-/// [`MAX_MESSAGE_BYTES`]) plus about two frames.
+/// [`MAX_MESSAGE_BYTES`]) plus about two frames. It follows the traffic:
+/// each read is offered room that grows while reads fill it and shrinks
+/// while they do not, and a quiet link waiting for the peer with nothing
+/// buffered holds no buffer at all.
 pub struct LinkReader {
     peer: NodeId,
     stream: OwnedReadHalf,
@@ -146,6 +156,9 @@ pub struct LinkReader {
     wire: BytesMut,
     /// Decrypted bytes not yet returned as messages.
     plain: BytesMut,
+    /// Spare room offered to the next socket read, between
+    /// [`MIN_READ_CHUNK_BYTES`] and [`MAX_READ_CHUNK_BYTES`].
+    chunk: usize,
 }
 
 impl LinkReader {
@@ -166,16 +179,48 @@ impl LinkReader {
             if self.open_frame()? {
                 continue;
             }
+            self.release_idle();
+            // Wait before reserving, so a link that waits holds no room.
+            self.stream.readable().await?;
             // Only reached with less than a frame buffered, so `wire` stays
             // within a frame plus one chunk.
-            self.wire.reserve(READ_CHUNK_BYTES);
-            if self.stream.read_buf(&mut self.wire).await? == 0 {
+            self.wire.reserve(self.chunk);
+            let room = self.wire.capacity() - self.wire.len();
+            let n = match self.stream.try_read_buf(&mut self.wire) {
+                Ok(n) => n,
+                // Readiness can be spurious; wait again.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Err(err.into()),
+            };
+            if n == 0 {
                 return if self.wire.is_empty() && self.plain.is_empty() {
                     Ok(None)
                 } else {
                     Err(LinkError::Truncated)
                 };
             }
+            self.chunk = next_chunk(self.chunk, n, room);
+        }
+    }
+
+    /// Bytes of buffer this half holds, for the tests of its memory.
+    #[cfg(test)]
+    pub(super) fn buffer_capacity(&self) -> usize {
+        self.wire.capacity() + self.plain.capacity()
+    }
+
+    /// Gives back buffers that hold nothing and are larger than the
+    /// traffic now needs. Messages already returned keep their own
+    /// allocation alive for as long as they are held.
+    pub(super) fn release_idle(&mut self) {
+        // A quiet link (reads at the smallest room) waits with no buffer;
+        // a busy one keeps the room its reads are filling.
+        let quiet = self.chunk == MIN_READ_CHUNK_BYTES;
+        if self.wire.is_empty() && (quiet || self.wire.capacity() > self.chunk) {
+            self.wire = BytesMut::new();
+        }
+        if self.plain.is_empty() && self.plain.capacity() > IDLE_BUFFER_BYTES {
+            self.plain = BytesMut::new();
         }
     }
 
@@ -234,6 +279,19 @@ impl LinkReader {
     }
 }
 
+/// The room to offer the next read, after one that took `n` bytes of
+/// `room`: doubled when the read filled it (more is waiting), halved when
+/// it took under a quarter (the link has gone quiet).
+fn next_chunk(chunk: usize, n: usize, room: usize) -> usize {
+    if n >= room {
+        (chunk * 2).min(MAX_READ_CHUNK_BYTES)
+    } else if n < chunk / 4 {
+        (chunk / 2).max(MIN_READ_CHUNK_BYTES)
+    } else {
+        chunk
+    }
+}
+
 impl fmt::Debug for LinkReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LinkReader")
@@ -289,6 +347,13 @@ impl LinkWriter {
             });
         }
         self.broken = true;
+        // Room for the whole batch at once (within the bounds of each
+        // buffer), rather than growing by doubling as it is filled.
+        let plaintext: usize = msgs.iter().map(|m| MESSAGE_HEADER_BYTES + m.len()).sum();
+        self.plain.reserve(plaintext.min(MAX_FRAME_PLAINTEXT));
+        let frames = plaintext.div_ceil(MAX_FRAME_PLAINTEXT);
+        let sealed = plaintext + frames * (FRAME_HEADER_BYTES + TAG_BYTES);
+        self.wire.reserve(sealed.min(MAX_WRITE_BUFFER_BYTES));
         for msg in msgs {
             // Checked above: the length fits in u32.
             let header = u32::try_from(msg.len()).map_err(|_| LinkError::MessageTooLarge {
@@ -305,6 +370,7 @@ impl LinkWriter {
             self.seal_frame()?;
         }
         self.flush_wire().await?;
+        self.release_idle();
         self.broken = false;
         Ok(())
     }
@@ -371,8 +437,25 @@ impl LinkWriter {
             written += n;
         }
         self.wire.clear();
-        self.wire.shrink_to(RETAINED_WRITE_BUFFER_BYTES);
         Ok(())
+    }
+
+    /// Bytes of buffer this half holds, for the tests of its memory.
+    #[cfg(test)]
+    pub(super) fn buffer_capacity(&self) -> usize {
+        self.wire.capacity() + self.plain.capacity()
+    }
+
+    /// Gives back the buffers a large batch grew. A link that stays busy
+    /// allocates them once per batch, a cost small beside sealing and
+    /// writing the batch; an idle one keeps a small buffer, or none.
+    fn release_idle(&mut self) {
+        if self.wire.capacity() > IDLE_BUFFER_BYTES {
+            self.wire = Vec::new();
+        }
+        if self.plain.capacity() > IDLE_BUFFER_BYTES {
+            self.plain = Vec::new();
+        }
     }
 }
 

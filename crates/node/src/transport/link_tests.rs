@@ -297,6 +297,37 @@ async fn large_and_many_small_messages_round_trip_in_order() {
 }
 
 #[tokio::test]
+async fn buffers_grown_for_a_large_message_are_given_back_when_the_link_goes_quiet() {
+    let (dialler, listener) = handshake(&config(1, "net"), &config(2, "net")).await;
+    let (_, mut writer) = dialler.unwrap().into_split();
+    let (mut reader, _) = listener.unwrap().into_split();
+    // A fresh link holds no buffer until it carries something.
+    assert_eq!(writer.buffer_capacity(), 0);
+    assert_eq!(reader.buffer_capacity(), 0);
+
+    let large = payload(0, 300 << 10);
+    let (sent, received) = tokio::join!(writer.send(std::slice::from_ref(&large)), reader.recv());
+    sent.unwrap();
+    assert!(received.unwrap().unwrap() == large);
+    // The writer gave back what the batch needed as soon as it was written.
+    assert!(writer.buffer_capacity() <= 2 * super::frame::IDLE_BUFFER_BYTES);
+
+    // Then a quiet spell: single small messages, one read each.
+    for tag in 1..=8 {
+        let ping = payload(tag, 8);
+        writer.send(std::slice::from_ref(&ping)).await.unwrap();
+        assert!(reader.recv().await.unwrap().unwrap() == ping);
+    }
+    reader.release_idle();
+    assert!(
+        reader.buffer_capacity() <= super::frame::IDLE_BUFFER_BYTES,
+        "a quiet reader still holds {} bytes",
+        reader.buffer_capacity()
+    );
+    assert!(writer.buffer_capacity() <= 2 * super::frame::IDLE_BUFFER_BYTES);
+}
+
+#[tokio::test]
 async fn message_over_the_limit_is_refused() {
     let (dialler, _listener) = handshake(&config(1, "net"), &config(2, "net")).await;
     let (_, mut writer) = dialler.unwrap().into_split();
