@@ -25,7 +25,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{NodeId, SecretKey, Signature};
+use crate::identity::{KeyCache, NodeId, SecretKey, Signature};
 
 /// The id of a broadcast message: the BLAKE3 hash of its encoded, signed
 /// envelope. Content-derived, so a peer cannot send two different messages
@@ -215,6 +215,18 @@ impl SignedEnvelope {
             .map_err(|_| EnvelopeError::BadSignature)
     }
 
+    /// As [`SignedEnvelope::verify`], with the origin's key taken from
+    /// `keys` (and put there if new).
+    pub fn verify_with(&self, keys: &mut KeyCache) -> Result<(), EnvelopeError> {
+        self.check()?;
+        keys.verify(
+            &self.envelope.origin,
+            &self.envelope.signing_bytes(),
+            &self.signature,
+        )
+        .map_err(|_| EnvelopeError::BadSignature)
+    }
+
     /// The envelope.
     pub fn envelope(&self) -> &Envelope {
         &self.envelope
@@ -279,6 +291,16 @@ impl SignedEnvelope {
 pub fn decode_verified(bytes: &[u8]) -> Result<SignedEnvelope, EnvelopeError> {
     let signed = SignedEnvelope::decode(bytes)?;
     signed.verify()?;
+    Ok(signed)
+}
+
+/// As [`decode_verified`], with the origin's key taken from `keys`.
+pub fn decode_verified_with(
+    bytes: &[u8],
+    keys: &mut KeyCache,
+) -> Result<SignedEnvelope, EnvelopeError> {
+    let signed = SignedEnvelope::decode(bytes)?;
+    signed.verify_with(keys)?;
     Ok(signed)
 }
 

@@ -7,11 +7,12 @@
 //! names and URLs; [`NodeId::short`] gives the first eight characters for
 //! display, enough to tell apart the nodes of any network a person looks at.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
 use data_encoding::BASE32_NOPAD;
-use ed25519_dalek::Signer;
+use ed25519_dalek::{Signer, Verifier};
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub const SHORT_ID_LEN: usize = 8;
 
 /// Errors from parsing or checking identities and signatures.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum IdentityError {
     /// The text is not 52 base32 characters.
     #[error("a node id is 52 base32 characters (a-z, 2-7)")]
@@ -216,10 +217,225 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Decompressed keys of the nodes whose signatures a node checks often,
+/// the origins of the messages it forwards, so that checking one of their
+/// signatures does not decompress their key again. A decompression is a
+/// square root in the field, about a sixth of a verification.
+///
+/// [`KeyCache::verify`] accepts exactly what [`NodeId::verify`] accepts
+/// (ed25519-dalek's strict verification), without the second
+/// decompression that the strict check makes of the signature's `R`: `R`
+/// is refused if its bytes are the encoding of a small-order point, and a
+/// non-canonical `R` can never equal the canonical encoding that the
+/// check recomputes. Bounded: past its capacity, the key cached first goes.
+pub struct KeyCache {
+    keys: HashMap<NodeId, CachedKey>,
+    /// Insertion order, for eviction.
+    order: VecDeque<NodeId>,
+    capacity: usize,
+    /// The canonical encodings of the eight points of small order.
+    small_order: [[u8; 32]; 8],
+}
+
+/// A key as the cache keeps it: decompressed, or known not to be a key.
+#[derive(Clone, Copy)]
+enum CachedKey {
+    Key(ed25519_dalek::VerifyingKey),
+    /// A point of small order: every signature by it is refused.
+    Weak,
+    /// Not a point on the curve.
+    Bad,
+}
+
+impl KeyCache {
+    /// An empty cache that keeps at most `capacity` keys (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let small_order =
+            curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().to_bytes());
+        Self {
+            keys: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            small_order,
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks `signature` over `message` against `id`, as [`NodeId::verify`]
+    /// does, decompressing `id` only if it is not cached yet.
+    pub fn verify(
+        &mut self,
+        id: &NodeId,
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), IdentityError> {
+        let key = match self.keys.get(id) {
+            Some(key) => *key,
+            None => self.insert(*id),
+        };
+        let key = match key {
+            CachedKey::Key(key) => key,
+            CachedKey::Weak => return Err(IdentityError::BadSignature),
+            CachedKey::Bad => return Err(IdentityError::BadKey),
+        };
+        let r: [u8; 32] = signature.0[..32]
+            .try_into()
+            .expect("a signature's first half is 32 bytes");
+        if self.small_order.contains(&r) {
+            return Err(IdentityError::BadSignature);
+        }
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        key.verify(message, &sig)
+            .map_err(|_| IdentityError::BadSignature)
+    }
+
+    fn insert(&mut self, id: NodeId) -> CachedKey {
+        let key = match id.verifying_key() {
+            Ok(key) if key.is_weak() => CachedKey::Weak,
+            Ok(key) => CachedKey::Key(key),
+            Err(_) => CachedKey::Bad,
+        };
+        if self.keys.len() >= self.capacity {
+            if let Some(oldest) = self.order.pop_front() {
+                self.keys.remove(&oldest);
+            }
+        }
+        self.keys.insert(id, key);
+        self.order.push_back(id);
+        key
+    }
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("keys", &self.keys.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// The encodings of the small-order points, as the cache derives them.
+    fn small_order() -> [[u8; 32]; 8] {
+        KeyCache::new(1).small_order
+    }
+
+    #[test]
+    fn the_small_order_encodings_are_the_eight_weak_keys() {
+        let all = small_order();
+        for enc in all {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&enc).expect("a point");
+            assert!(key.is_weak(), "{enc:02x?} is of small order");
+        }
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 8);
+        // The identity, y = 1, is among them.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(all.contains(&identity));
+    }
+
+    #[test]
+    fn a_signature_that_only_the_cofactorless_equation_accepts_is_refused() {
+        // Key and R the identity point, s = 0: [s]B - [k]A = R holds for
+        // every message, so the bare equation accepts this forgery.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut forged = Signature([0u8; 64]);
+        forged.0[..32].copy_from_slice(&identity);
+        let id = NodeId(identity);
+        let bare = id.verifying_key().unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(&forged.0);
+        assert!(
+            bare.verify(b"anything", &sig).is_ok(),
+            "the bare equation holds"
+        );
+        assert_eq!(
+            id.verify(b"anything", &forged),
+            Err(IdentityError::BadSignature)
+        );
+        let mut cache = KeyCache::new(4);
+        assert_eq!(
+            cache.verify(&id, b"anything", &forged),
+            Err(IdentityError::BadSignature)
+        );
+    }
+
+    proptest::proptest! {
+        /// The cached check accepts and refuses exactly what the strict
+        /// check does, on honest signatures and on each kind of forgery:
+        /// a flipped bit anywhere, a small-order `R`, a small-order key,
+        /// and bytes that are not a key.
+        #[test]
+        fn the_cached_check_agrees_with_the_strict_one(
+            seed in 0u64..1_000,
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            flip in proptest::option::of((0usize..96, 1u8..=255)),
+            weak_r in proptest::option::of(0usize..8),
+            weak_key in proptest::option::of(0usize..8),
+            junk_key in proptest::option::of(proptest::prelude::any::<[u8; 32]>()),
+        ) {
+            let key = SecretKey::generate(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            let mut id = key.node_id();
+            let mut sig = key.sign(&message);
+            let mut message = message;
+            if let Some((at, bits)) = flip {
+                match at {
+                    0..=63 => sig.0[at] ^= bits,
+                    64..=95 => id.0[at - 64] ^= bits,
+                    _ => unreachable!(),
+                }
+            }
+            if let Some(i) = weak_r {
+                sig.0[..32].copy_from_slice(&small_order()[i]);
+            }
+            if let Some(i) = weak_key {
+                id = NodeId(small_order()[i]);
+            }
+            if let Some(bytes) = junk_key {
+                id = NodeId(bytes);
+            }
+            let strict = id.verify(&message, &sig);
+            let mut cache = KeyCache::new(4);
+            proptest::prop_assert_eq!(cache.verify(&id, &message, &sig), strict);
+            // Again, from the cache.
+            proptest::prop_assert_eq!(cache.verify(&id, &message, &sig), strict);
+            message.push(0);
+            proptest::prop_assert_eq!(
+                cache.verify(&id, &message, &sig),
+                id.verify(&message, &sig)
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_cache_forgets_its_oldest_key_and_still_checks_every_signer() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate(&mut rng)).collect();
+        let mut cache = KeyCache::new(2);
+        for _ in 0..2 {
+            for key in &keys {
+                let sig = key.sign(b"m");
+                assert_eq!(cache.verify(&key.node_id(), b"m", &sig), Ok(()));
+                assert!(cache.len() <= 2);
+            }
+        }
+        assert_eq!(cache.len(), 2);
+    }
 
     #[test]
     fn text_form_round_trips() {

@@ -36,6 +36,7 @@ use rand::Rng;
 
 use crate::envelope::SignedEnvelope;
 use crate::history::{Age, Meta};
+use crate::identity::KeyCache;
 use crate::plumtree::Delivered;
 use crate::query::Query;
 use crate::seed::SeedMessage;
@@ -258,6 +259,11 @@ pub struct Stats {
     pub known_from_history: u64,
 }
 
+/// Origins whose decompressed keys a node keeps: every active sender of a
+/// network of thousands, at about 200 bytes a key, and only as many as it
+/// has heard from.
+const KEY_CACHE_CAPACITY: usize = 1024;
+
 /// A neighbour's round trip is measured again after this long: it changes
 /// with load, and one ping per neighbour this often keeps Plumtree's graft
 /// waits current at a cost that does not grow with the message rate. A new
@@ -304,6 +310,8 @@ pub struct State<R> {
     ping_nonce: u64,
     started: bool,
     stats: Stats,
+    /// The origins' decompressed keys, for checking their envelopes.
+    keys: KeyCache,
     out: VecDeque<OutEvent>,
     hpv_out: VecDeque<hyparview::OutEvent>,
     tree_out: VecDeque<plumtree::OutEvent>,
@@ -339,6 +347,7 @@ impl<R: Rng> State<R> {
             ping_nonce: 0,
             started: false,
             stats: Stats::default(),
+            keys: KeyCache::new(KEY_CACHE_CAPACITY),
             out: VecDeque::new(),
             hpv_out: VecDeque::new(),
             tree_out: VecDeque::new(),
@@ -462,7 +471,8 @@ impl<R: Rng> State<R> {
                 let id = MessageId::of(&gossip.content);
                 if !self.broadcast.has_seen(&id) {
                     let signed = if self.config.verify_envelopes {
-                        match crate::envelope::decode_verified(&gossip.content) {
+                        match crate::envelope::decode_verified_with(&gossip.content, &mut self.keys)
+                        {
                             Ok(signed) => Some(signed),
                             Err(_) => {
                                 self.stats.bad_envelopes += 1;
