@@ -4,9 +4,12 @@
 //! shape).
 
 use std::net::SocketAddr;
+use std::ops::{AddAssign, Index};
 
+use gossipnet_proto::wire::Class;
 use gossipnet_proto::NodeId;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// One neighbour in a [`Status`], and an entry of `gossipnet peers`.
 #[derive(Debug, Clone, Serialize)]
@@ -162,10 +165,107 @@ pub struct Counters {
     pub bytes_received: u64,
     /// Messages queued to links.
     pub messages_sent: u64,
+    /// [`bytes_sent`](Counters::bytes_sent) split by the class of message:
+    /// where the bytes go. The classes add up to it exactly.
+    pub bytes_sent_by_kind: PerClass,
+    /// [`messages_sent`](Counters::messages_sent) split by the class of
+    /// message. The classes add up to it exactly.
+    pub messages_sent_by_kind: PerClass,
     /// Messages read from links.
     pub messages_received: u64,
     /// Messages delivered by catch-up (anti-entropy) after being missed.
     pub caught_up: u64,
     /// Messages in the history (the retention window), ours included.
     pub history: usize,
+}
+
+/// A count for each [`Class`] of message, as [`Counters`] splits what a
+/// node sends. Read one class with `counts[Class::Gossip]`, all of them
+/// with [`PerClass::iter`]; sum several nodes' with `+=`. Serialised as an
+/// object keyed by [`Class::name`], every class present, in the order of
+/// [`Class::ALL`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerClass([u64; Class::COUNT]);
+
+impl PerClass {
+    /// The count of one class.
+    pub fn get(&self, class: Class) -> u64 {
+        self.0[class.index()]
+    }
+
+    /// Every class with its count, in the order of [`Class::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Class, u64)> + '_ {
+        Class::ALL.into_iter().map(|class| (class, self.get(class)))
+    }
+
+    /// The sum over all classes.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Adds `n` to one class: an index and an add, cheap enough for every
+    /// message sent.
+    pub(crate) fn add(&mut self, class: Class, n: u64) {
+        self.0[class.index()] += n;
+    }
+}
+
+impl Index<Class> for PerClass {
+    type Output = u64;
+
+    fn index(&self, class: Class) -> &u64 {
+        &self.0[class.index()]
+    }
+}
+
+impl AddAssign for PerClass {
+    fn add_assign(&mut self, other: PerClass) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+}
+
+impl Serialize for PerClass {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(Class::COUNT))?;
+        for (class, n) in self.iter() {
+            map.serialize_entry(class.name(), &n)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_class_add_index_and_serialise_by_name() {
+        let mut a = PerClass::default();
+        a.add(Class::Gossip, 100);
+        a.add(Class::Ping, 3);
+        a.add(Class::Gossip, 1);
+        let mut b = PerClass::default();
+        b.add(Class::Other, 7);
+        a += b;
+        assert_eq!(a[Class::Gossip], 101);
+        assert_eq!(a.get(Class::Ping), 3);
+        assert_eq!(a[Class::Other], 7);
+        assert_eq!(a[Class::IHave], 0);
+        assert_eq!(a.total(), 111);
+        assert_eq!(a.iter().count(), Class::COUNT);
+        let json = serde_json::to_value(a).unwrap();
+        let object = json.as_object().unwrap();
+        assert_eq!(object.len(), Class::COUNT, "every class, zeros too");
+        assert_eq!(object["gossip"], 101);
+        assert_eq!(object["ihave"], 0);
+        // A `Value`'s keys are sorted; the text shows the order written.
+        let text = serde_json::to_string(&a).unwrap();
+        let at: Vec<usize> = Class::ALL
+            .iter()
+            .map(|c| text.find(&format!("\"{}\":", c.name())).unwrap())
+            .collect();
+        assert!(at.is_sorted(), "not in the order of Class::ALL: {text}");
+    }
 }

@@ -10,6 +10,9 @@
 //!
 //! The protocol version is exchanged once, in the link handshake; a change to
 //! this enum that old nodes cannot read bumps [`PROTOCOL_VERSION`].
+//!
+//! [`Message::class`] sorts messages into the few [`Class`]es a runtime
+//! counts its traffic by, and [`kind`] names each variant for logs.
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +78,109 @@ pub enum Message {
     /// Anti-entropy: history summaries and the fills that answer them.
     /// Appended last, so the encodings of the variants above are unchanged.
     Sync(sync::Message),
+}
+
+/// The classes a node counts the messages it sends by: one per part of the
+/// protocol whose cost an operator weighs on its own (full copies against
+/// the tree's repair traffic, membership, liveness), and [`Class::Other`]
+/// for the rare rest. A small, stable set, so a table indexed by class
+/// costs an array and a dashboard's series stay the same across versions.
+/// New classes are appended, so [`Class::index`] of the old ones holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Class {
+    /// Full copies of a broadcast (Plumtree's eager pushes and graft
+    /// answers).
+    Gossip,
+    /// Announcements of messages held (Plumtree's lazy pushes).
+    IHave,
+    /// Requests to be sent a message, and to be taken into the tree.
+    Graft,
+    /// Requests to be left out of a tree.
+    Prune,
+    /// Liveness probes of a link and their answers.
+    Ping,
+    /// HyParView: joins, forwarded joins, neighbour requests and replies,
+    /// shuffles and disconnects.
+    Membership,
+    /// Size-estimate sketches.
+    Size,
+    /// Anti-entropy: history summaries and the fills that answer them.
+    Sync,
+    /// Between a node and a seed: registrations, lists, dead reports.
+    Seed,
+    /// The rest: direct messages, crawl queries and their answers, admin
+    /// commands handed to a seed.
+    Other,
+}
+
+impl Class {
+    /// Every class, each at its [`Class::index`].
+    pub const ALL: [Class; 10] = [
+        Class::Gossip,
+        Class::IHave,
+        Class::Graft,
+        Class::Prune,
+        Class::Ping,
+        Class::Membership,
+        Class::Size,
+        Class::Sync,
+        Class::Seed,
+        Class::Other,
+    ];
+
+    /// How many classes there are: the length of a table indexed by
+    /// [`Class::index`].
+    pub const COUNT: usize = Class::ALL.len();
+
+    /// The class's place in [`Class::ALL`], below [`Class::COUNT`]: an
+    /// index into a counter table, so counting a send is one array
+    /// increment.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short lowercase name, fit for a metric label or a JSON key.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Class::Gossip => "gossip",
+            Class::IHave => "ihave",
+            Class::Graft => "graft",
+            Class::Prune => "prune",
+            Class::Ping => "ping",
+            Class::Membership => "membership",
+            Class::Size => "size",
+            Class::Sync => "sync",
+            Class::Seed => "seed",
+            Class::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Message {
+    /// The class the message is counted in. The match names every variant,
+    /// so a new message cannot go uncounted or land in a class by default.
+    pub fn class(&self) -> Class {
+        match self {
+            Message::Membership(_) => Class::Membership,
+            Message::Broadcast(m) => match m {
+                plumtree::Message::Gossip(_) => Class::Gossip,
+                plumtree::Message::IHave(_) => Class::IHave,
+                plumtree::Message::Graft { .. } => Class::Graft,
+                plumtree::Message::Prune { .. } => Class::Prune,
+            },
+            Message::Ping(_) | Message::Pong(_) => Class::Ping,
+            Message::Size(_) => Class::Size,
+            Message::Sync(_) => Class::Sync,
+            Message::Seed(_) => Class::Seed,
+            Message::Direct(_) | Message::Query(_) | Message::Admin(_) => Class::Other,
+        }
+    }
 }
 
 /// Encodes a message.

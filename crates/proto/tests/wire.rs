@@ -4,7 +4,8 @@
 //! `decode` panic, and whatever it accepts is within bounds; messages over a
 //! bound (shuffle lists, peer data, broadcast and direct content, size
 //! registers, `IHave` entries, seed lists) are refused, as are oversized inputs and
-//! trailing bytes. Messages exactly at a bound are accepted.
+//! trailing bytes. Messages exactly at a bound are accepted. Every message
+//! falls in the traffic class its kind names.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -15,8 +16,8 @@ use gossipnet_proto::record::{NodeRecord, Role, SignedRecord, MAX_ADDRS, MAX_ROL
 use gossipnet_proto::seed::{SeedMessage, MAX_LIST_LEN};
 use gossipnet_proto::size::{Message as SizeMessage, REGISTERS};
 use gossipnet_proto::wire::{
-    decode, encode, validate, DecodeError, Message, MAX_GOSSIP_BYTES, MAX_MESSAGE_BYTES,
-    MAX_PEER_DATA_BYTES,
+    decode, encode, kind, validate, Class, DecodeError, Message, MAX_GOSSIP_BYTES,
+    MAX_MESSAGE_BYTES, MAX_PEER_DATA_BYTES,
 };
 use gossipnet_proto::{MessageId, NodeId, SecretKey};
 use proptest::prelude::*;
@@ -166,7 +167,31 @@ fn message() -> impl Strategy<Value = Message> {
     ]
 }
 
+/// The class a message's fine-grained kind belongs to, written apart from
+/// `Message::class` so that each checks the other.
+fn class_of_kind(kind: &str) -> Class {
+    match kind {
+        "gossip" => Class::Gossip,
+        "ihave" => Class::IHave,
+        "graft" => Class::Graft,
+        "prune" => Class::Prune,
+        "ping" | "pong" => Class::Ping,
+        "join" | "forward_join" | "shuffle" | "shuffle_reply" | "neighbor" | "neighbor_reply"
+        | "disconnect" => Class::Membership,
+        "size" => Class::Size,
+        "sync_summary" | "sync_fill" => Class::Sync,
+        "seed" => Class::Seed,
+        "direct" | "query" | "admin" => Class::Other,
+        other => panic!("kind {other} has no class here; add it"),
+    }
+}
+
 proptest! {
+    #[test]
+    fn every_message_falls_in_the_class_its_kind_names(m in message()) {
+        prop_assert_eq!(m.class(), class_of_kind(kind(&m)));
+    }
+
     #[test]
     fn every_message_round_trips(m in message()) {
         let encoded = encode(&m);
@@ -420,4 +445,45 @@ fn one_trailing_byte_after_a_small_message_is_refused() {
         decode(&encoded),
         Err(DecodeError::Malformed("1 trailing bytes".into()))
     );
+}
+
+#[test]
+fn messages_the_generator_leaves_out_fall_in_their_class() {
+    use gossipnet_proto::history::Summary;
+    use gossipnet_proto::query::Query;
+    use gossipnet_proto::sync::{Fill, Message as SyncMessage};
+    let summary = SyncMessage::Summary(Summary {
+        lo: NodeId::from_bytes([0; 32]),
+        hi: NodeId::from_bytes([0xff; 32]),
+        origins: Vec::new(),
+    });
+    let fill = SyncMessage::Fill(Fill {
+        envelopes: vec![Bytes::from_static(b"e")],
+        more: false,
+    });
+    let cases = [
+        (Message::Sync(summary), Class::Sync),
+        (Message::Sync(fill), Class::Sync),
+        (Message::Query(Query::Status { nonce: 1 }), Class::Other),
+        (Message::Admin(Bytes::from_static(b"a")), Class::Other),
+    ];
+    for (m, class) in cases {
+        assert_eq!(m.class(), class, "{}", kind(&m));
+        assert_eq!(class_of_kind(kind(&m)), class);
+    }
+}
+
+#[test]
+fn classes_index_a_table_and_have_distinct_label_names() {
+    assert_eq!(Class::COUNT, Class::ALL.len());
+    let mut names = std::collections::BTreeSet::new();
+    for (i, class) in Class::ALL.into_iter().enumerate() {
+        assert_eq!(class.index(), i, "{class} is out of place in ALL");
+        let name = class.name();
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase()),
+            "{name} is not a plain label value"
+        );
+        assert!(names.insert(name), "{name} names two classes");
+    }
 }

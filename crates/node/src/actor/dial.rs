@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use gossipnet_proto::record::SignedRecord;
 use gossipnet_proto::seed::{DialResult, SeedInput};
 use gossipnet_proto::{Command, InEvent, NodeId};
@@ -25,6 +24,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
 use super::discourage::{self, Key, Offence};
+use super::driver::Encoded;
 use super::links::LinkEvent;
 use super::{Actor, Direction, CONNECT_TIMEOUT, MAX_DIAL_QUEUE};
 use crate::config::NodeConfig;
@@ -52,7 +52,7 @@ pub(super) enum Purpose {
 /// Messages held per peer while a link to it is dialled, bounded.
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    queues: HashMap<NodeId, Vec<Bytes>>,
+    queues: HashMap<NodeId, Vec<Encoded>>,
 }
 
 impl Held {
@@ -61,25 +61,25 @@ impl Held {
         self.queues.contains_key(peer)
     }
 
-    /// Holds `bytes` if a dial to `peer` is out (dropping them beyond
-    /// [`MAX_DIAL_QUEUE`]); gives them back if none is.
-    pub(super) fn hold(&mut self, peer: NodeId, bytes: Bytes) -> Result<(), Bytes> {
+    /// Holds `msg` if a dial to `peer` is out (dropping it beyond
+    /// [`MAX_DIAL_QUEUE`]); gives it back if none is.
+    pub(super) fn hold(&mut self, peer: NodeId, msg: Encoded) -> Result<(), Encoded> {
         let Some(queue) = self.queues.get_mut(&peer) else {
-            return Err(bytes);
+            return Err(msg);
         };
         if queue.len() < MAX_DIAL_QUEUE {
-            queue.push(bytes);
+            queue.push(msg);
         }
         Ok(())
     }
 
-    /// A dial to `peer` starts, with `bytes` the first to send.
-    pub(super) fn start(&mut self, peer: NodeId, bytes: Bytes) {
-        self.queues.insert(peer, vec![bytes]);
+    /// A dial to `peer` starts, with `msg` the first to send.
+    pub(super) fn start(&mut self, peer: NodeId, msg: Encoded) {
+        self.queues.insert(peer, vec![msg]);
     }
 
     /// The dial ended: what was held, in order.
-    pub(super) fn take(&mut self, peer: &NodeId) -> Vec<Bytes> {
+    pub(super) fn take(&mut self, peer: &NodeId) -> Vec<Encoded> {
         self.queues.remove(peer).unwrap_or_default()
     }
 }
@@ -278,10 +278,10 @@ impl Dialer {
             || self.dials_waiting.load(Ordering::Relaxed) < MAX_DIALS_WAITING
     }
 
-    /// Dials `peer` at its known addresses with `bytes` the first message
-    /// to send once linked. False, with nothing dialled, if no address is
+    /// Dials `peer` at its known addresses with `msg` the first message to
+    /// send once linked. False, with nothing dialled, if no address is
     /// known or too many dials are out.
-    pub(super) fn dial_peer(&mut self, peer: NodeId, bytes: Bytes) -> bool {
+    pub(super) fn dial_peer(&mut self, peer: NodeId, msg: Encoded) -> bool {
         let Some(addrs) = self.addrs_of(&peer).cloned() else {
             return false;
         };
@@ -289,7 +289,7 @@ impl Dialer {
             debug!(peer = %peer.short(), "too many dials out; not dialling");
             return false;
         }
-        self.held.start(peer, bytes);
+        self.held.start(peer, msg);
         self.dial(addrs, Some(peer), Purpose::Peer);
         true
     }
@@ -608,8 +608,8 @@ impl Actor {
         }
         // Direct messages waiting for this dial now go over the link.
         self.direct.linked(&peer);
-        for bytes in self.dialer.held.take(&peer) {
-            self.send_bytes(peer, bytes).await;
+        for msg in self.dialer.held.take(&peer) {
+            self.send_bytes(peer, msg).await;
         }
         self.after_link(peer, purpose).await;
     }
@@ -706,13 +706,16 @@ mod tests {
         SecretKey::generate(&mut rand::rngs::StdRng::seed_from_u64(seed)).node_id()
     }
 
+    fn ping(nonce: u64) -> Encoded {
+        Encoded::new(&gossipnet_proto::wire::Message::Ping(nonce))
+    }
+
     #[test]
     fn nothing_is_held_for_a_peer_no_dial_is_out_to() {
         let mut held = Held::default();
         let peer = id(1);
         assert!(!held.dialing(&peer));
-        let bytes = Bytes::from_static(b"x");
-        assert_eq!(held.hold(peer, bytes.clone()), Err(bytes));
+        assert_eq!(held.hold(peer, ping(0)), Err(ping(0)));
         assert!(held.take(&peer).is_empty());
     }
 
@@ -720,18 +723,15 @@ mod tests {
     fn held_messages_come_out_in_order_and_are_bounded() {
         let mut held = Held::default();
         let peer = id(1);
-        held.start(peer, Bytes::from(vec![0u8]));
+        held.start(peer, ping(0));
         assert!(held.dialing(&peer));
         for i in 1..MAX_DIAL_QUEUE + 10 {
-            assert_eq!(
-                held.hold(peer, Bytes::from(i.to_le_bytes().to_vec())),
-                Ok(())
-            );
+            assert_eq!(held.hold(peer, ping(i as u64)), Ok(()));
         }
         let out = held.take(&peer);
         assert_eq!(out.len(), MAX_DIAL_QUEUE);
-        assert_eq!(out[0], Bytes::from(vec![0u8]));
-        assert_eq!(out[1], Bytes::from(1usize.to_le_bytes().to_vec()));
+        assert_eq!(out[0], ping(0));
+        assert_eq!(out[1], ping(1));
         assert!(!held.dialing(&peer));
     }
 

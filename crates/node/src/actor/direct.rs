@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use gossipnet_proto::direct::{DirectDedupe, Sealed};
 use gossipnet_proto::envelope::Kind;
-use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::wire::Message;
 use gossipnet_proto::{Command, InEvent, MessageId, NodeId};
 use tracing::debug;
 
+use super::driver::Encoded;
 use super::{Actor, MAX_DIAL_QUEUE};
 use crate::chat::ChatBody;
 use crate::{DirectMessage, NodeError, NodeEvent};
@@ -70,14 +71,14 @@ impl Actor {
             Bytes::from(sealed.encode()),
         )?;
         let id = MessageId::of(&bytes);
-        let wire_bytes = Bytes::from(wire::encode(&Message::Direct(bytes.clone())));
+        let wire_msg = Encoded::new(&Message::Direct(bytes.clone()));
         if self.links.contains(&to) {
             debug!(peer = %to.short(), "direct message over the open link");
-            self.send_bytes(to, wire_bytes).await;
+            self.send_bytes(to, wire_msg).await;
         } else if self.dialer.addrs_of(&to).is_some() {
             debug!(peer = %to.short(), "dialling for a direct message");
             self.direct.hold(to, bytes);
-            self.send_bytes(to, wire_bytes).await;
+            self.send_bytes(to, wire_msg).await;
         } else {
             debug!(peer = %to.short(), "no address; relaying the direct message");
             self.proto(InEvent::Command(Command::Broadcast(bytes)))

@@ -1,7 +1,10 @@
 //! The driver: feeds inputs to [`gossipnet_proto::State`] and carries out
 //! what comes back. [`Actor::apply`] is the one function that turns
 //! protocol output into I/O, and [`Actor::send_bytes`] the one path a
-//! message takes to a peer (over its link, held for a dial, or given up on).
+//! message takes to a peer (over its link, held for a dial, or given up on)
+//! and where what is sent is counted, by [`Class`] too: each message is
+//! classed from its value as it is encoded ([`Encoded`]), never by reading
+//! the bytes back.
 //!
 //! Carrying out an output can produce a new input (a send that fails is a
 //! disconnected peer); such inputs queue behind the current one, so the
@@ -14,7 +17,7 @@ use gossipnet_proto::envelope::{Kind, SignedEnvelope};
 use gossipnet_proto::hyparview;
 use gossipnet_proto::plumtree::{self, Gossip};
 use gossipnet_proto::record::SignedRecord;
-use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::wire::{self, Class, Message};
 use gossipnet_proto::{Event, InEvent, OutEvent, State};
 use rand::rngs::StdRng;
 use tokio::time::Instant;
@@ -85,10 +88,33 @@ impl Driver {
     }
 
     /// The wire bytes of a message for a peer.
-    fn encode(&mut self, msg: &Message) -> Bytes {
-        match msg {
+    fn encode(&mut self, msg: &Message) -> Encoded {
+        let bytes = match msg {
             Message::Broadcast(plumtree::Message::Gossip(g)) => self.gossip.encode(g),
             _ => Bytes::from(wire::encode(msg)),
+        };
+        Encoded {
+            class: msg.class(),
+            bytes,
+        }
+    }
+}
+
+/// A message encoded for a link, with its class beside the bytes: the
+/// counters split what is sent by class, and the message value is gone by
+/// the time the bytes are queued (or held for a dial, then queued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Encoded {
+    pub(super) class: Class,
+    pub(super) bytes: Bytes,
+}
+
+impl Encoded {
+    /// Encodes `msg` and notes its class.
+    pub(super) fn new(msg: &Message) -> Self {
+        Self {
+            class: msg.class(),
+            bytes: Bytes::from(wire::encode(msg)),
         }
     }
 }
@@ -150,8 +176,8 @@ impl Actor {
             }
             let nonce = rand::Rng::gen(&mut self.rng);
             self.links.pinged(&peer, nonce);
-            let bytes = Bytes::from(wire::encode(&Message::Ping(nonce)));
-            self.send_bytes(peer, bytes).await;
+            self.send_bytes(peer, Encoded::new(&Message::Ping(nonce)))
+                .await;
         }
     }
 
@@ -167,8 +193,8 @@ impl Actor {
                     }
                     _ => {}
                 }
-                let bytes = self.driver.encode(&msg);
-                self.send_bytes(peer, bytes).await;
+                let encoded = self.driver.encode(&msg);
+                self.send_bytes(peer, encoded).await;
             }
             OutEvent::ScheduleTimer(delay, timer) => {
                 self.timers.insert(Instant::now() + delay, timer);
@@ -183,46 +209,48 @@ impl Actor {
         }
     }
 
-    /// Sends encoded bytes to `peer`: over its link, held for a dial that
-    /// is out, or dialled at a known address. A peer that cannot be reached
-    /// is reported to the protocol as disconnected.
-    pub(super) async fn send_bytes(&mut self, peer: gossipnet_proto::NodeId, bytes: Bytes) {
+    /// Sends an encoded message to `peer`: over its link, held for a dial
+    /// that is out, or dialled at a known address. A peer that cannot be
+    /// reached is reported to the protocol as disconnected. Counted as sent
+    /// once queued to a link (held messages when their dial links).
+    pub(super) async fn send_bytes(&mut self, peer: gossipnet_proto::NodeId, msg: Encoded) {
         if peer == self.me {
             return;
         }
+        let Encoded { class, bytes } = msg;
         let len = bytes.len() as u64;
         let bytes = match self.links.send(peer, bytes) {
             Sent::Queued => {
-                self.counters.sent(len);
+                self.counters.sent(class, len);
                 return;
             }
             Sent::Cut => {
-                self.counters.sent(len);
+                self.counters.sent(class, len);
                 self.driver.push(InEvent::PeerDisconnected(peer));
                 return;
             }
-            Sent::NoLink(bytes) => bytes,
+            Sent::NoLink(bytes) => Encoded { class, bytes },
         };
-        let Err(bytes) = self.dialer.held.hold(peer, bytes) else {
+        let Err(msg) = self.dialer.held.hold(peer, bytes) else {
             return;
         };
-        if !self.dialer.dial_peer(peer, bytes) {
+        if !self.dialer.dial_peer(peer, msg) {
             debug!(peer = %peer.short(), "no address known; cannot reach");
             self.driver.push(InEvent::PeerDisconnected(peer));
         }
     }
 
-    /// Sends `bytes` to `peer` in answer to its request (`what`, for the
-    /// log), if its link's reply budget covers them; else drops them. The
-    /// one path for replies the runtime makes to a peer's requests.
+    /// Sends `msg` to `peer` in answer to its request (`what`, for the
+    /// log), if its link's reply budget covers it; else drops it. The one
+    /// path for replies the runtime makes to a peer's requests.
     pub(super) async fn send_reply(
         &mut self,
         peer: gossipnet_proto::NodeId,
-        bytes: Bytes,
+        msg: Encoded,
         what: &str,
     ) {
-        if self.links.allow_reply(&peer, bytes.len(), what) {
-            self.send_bytes(peer, bytes).await;
+        if self.links.allow_reply(&peer, msg.bytes.len(), what) {
+            self.send_bytes(peer, msg).await;
         }
     }
 

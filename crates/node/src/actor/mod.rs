@@ -47,7 +47,7 @@ use gossipnet_proto::envelope::{Envelope, Kind, SignedEnvelope};
 use gossipnet_proto::query::Query;
 use gossipnet_proto::record::SignedRecord;
 use gossipnet_proto::seed::{ClientConfig, ClientMode, SeedClient, SeedInput};
-use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::wire::Message;
 use gossipnet_proto::{
     Command, InEvent, MessageId, NodeId, Route, RuntimeMessage, SecretKey, State, Timer,
 };
@@ -59,8 +59,8 @@ use tracing::{debug, info, Instrument};
 
 use crate::admin::AdminState;
 use crate::config::NodeConfig;
-use crate::store::StoreHandle;
 use crate::event::EventHub;
+use crate::store::StoreHandle;
 use crate::{NodeError, Status};
 
 use crate::time::unix_ms;
@@ -68,7 +68,7 @@ pub(crate) use report::Counters;
 
 use bootstrap::Bootstrap;
 use dial::Dialer;
-use driver::Driver;
+use driver::{Driver, Encoded};
 use links::{LinkEvent, Links};
 use seeds::Role;
 use shutdown::Shutdown;
@@ -463,8 +463,8 @@ impl Actor {
                     nonce,
                     info: self.node_info(),
                 });
-                let bytes = Bytes::from(wire::encode(&reply));
-                self.send_reply(peer, bytes, "a status query").await;
+                self.send_reply(peer, Encoded::new(&reply), "a status query")
+                    .await;
             }
             RuntimeMessage::Query(Query::StatusReply { .. }) => {}
             RuntimeMessage::Admin(bytes) => {

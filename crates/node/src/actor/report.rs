@@ -9,10 +9,11 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use gossipnet_proto::query::{self, NodeInfo, PeerRef};
+use gossipnet_proto::wire::Class;
 use gossipnet_proto::NodeId;
 
 use super::Actor;
-use crate::status::{self, Identity, Views};
+use crate::status::{self, Identity, PerClass, Views};
 use crate::{PeerStatus, Status};
 
 /// Node-level counters (the protocol keeps its own).
@@ -21,14 +22,19 @@ pub(crate) struct Counters {
     pub handshake_failures: u64,
     pub bytes_sent: u64,
     pub messages_sent: u64,
+    /// The sends split by class; bumped beside the totals, so they add up.
+    pub bytes_sent_by_kind: PerClass,
+    pub messages_sent_by_kind: PerClass,
     pub bytes_received: u64,
     pub messages_received: u64,
 }
 
 impl Counters {
-    pub(super) fn sent(&mut self, bytes: u64) {
+    pub(super) fn sent(&mut self, class: Class, bytes: u64) {
         self.messages_sent += 1;
         self.bytes_sent += bytes;
+        self.messages_sent_by_kind.add(class, 1);
+        self.bytes_sent_by_kind.add(class, bytes);
     }
 
     pub(super) fn received(&mut self, bytes: u64) {
@@ -73,6 +79,8 @@ impl Actor {
                 bytes_sent: self.counters.bytes_sent,
                 bytes_received: self.counters.bytes_received,
                 messages_sent: self.counters.messages_sent,
+                bytes_sent_by_kind: self.counters.bytes_sent_by_kind,
+                messages_sent_by_kind: self.counters.messages_sent_by_kind,
                 messages_received: self.counters.messages_received,
                 caught_up: self.driver.state.sync().map_or(0, |s| s.stats().caught_up),
                 history: self.driver.state.sync().map_or(0, |s| s.history().len()),
@@ -181,10 +189,14 @@ mod tests {
     #[test]
     fn sends_and_receipts_count_messages_and_bytes() {
         let mut c = Counters::default();
-        c.sent(10);
-        c.sent(5);
+        c.sent(Class::Gossip, 10);
+        c.sent(Class::IHave, 5);
         c.received(7);
         assert_eq!((c.messages_sent, c.bytes_sent), (2, 15));
+        assert_eq!(c.bytes_sent_by_kind[Class::Gossip], 10);
+        assert_eq!(c.bytes_sent_by_kind[Class::IHave], 5);
+        assert_eq!(c.bytes_sent_by_kind.total(), c.bytes_sent);
+        assert_eq!(c.messages_sent_by_kind.total(), c.messages_sent);
         assert_eq!((c.messages_received, c.bytes_received), (1, 7));
         assert_eq!(c.handshake_failures, 0);
     }

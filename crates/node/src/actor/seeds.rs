@@ -17,11 +17,12 @@ use gossipnet_proto::seed::{
     ClientOutput, RefuseReason, RemoveReason, SeedConfig, SeedInput, SeedMessage, SeedOutput,
     SeedRegistry,
 };
-use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::wire::Message;
 use gossipnet_proto::{Command, InEvent, NodeId};
 use tracing::{debug, info, warn};
 
 use super::dial::{Purpose, PROBE_ADDRS};
+use super::driver::Encoded;
 use super::{Actor, CONNECT_TIMEOUT};
 use crate::config::Limits;
 
@@ -206,8 +207,8 @@ impl Actor {
     }
 
     pub(super) async fn send_seed(&mut self, seed: NodeId, msg: SeedMessage) {
-        let bytes = Bytes::from(wire::encode(&Message::Seed(msg)));
-        self.send_bytes(seed, bytes).await;
+        self.send_bytes(seed, Encoded::new(&Message::Seed(msg)))
+            .await;
     }
 
     /// Feeds the registry, if we are a seed, and carries out its outputs.
@@ -230,8 +231,8 @@ impl Actor {
                     to,
                     msg: msg @ SeedMessage::List(_),
                 } => {
-                    let bytes = Bytes::from(wire::encode(&Message::Seed(msg)));
-                    self.send_reply(to, bytes, "a seed list request").await;
+                    let reply = Encoded::new(&Message::Seed(msg));
+                    self.send_reply(to, reply, "a seed list request").await;
                 }
                 SeedOutput::Send { to, msg } => self.send_seed(to, msg).await,
                 SeedOutput::Probe { id, record } if self.links.contains(&id) => {

@@ -6,11 +6,12 @@
 //! [`crate::admin`]; this part keeps the decision and when to leave.
 
 use bytes::Bytes;
-use gossipnet_proto::wire::{self, Message};
+use gossipnet_proto::wire::Message;
 use gossipnet_proto::{Command, InEvent, MessageId, NodeId};
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::driver::Encoded;
 use super::{Actor, SHUTDOWN_GRACE};
 use crate::admin::{self, AdminState};
 use crate::time::unix_ms;
@@ -65,7 +66,7 @@ impl Actor {
     pub(super) async fn hand_to_seeds(&mut self, command: Bytes) {
         let links = &self.links;
         let seeds: Vec<NodeId> = self.seeds.linked(|id| links.contains(id)).collect();
-        let msg = Bytes::from(wire::encode(&Message::Admin(command)));
+        let msg = Encoded::new(&Message::Admin(command));
         for seed in seeds {
             self.send_bytes(seed, msg.clone()).await;
         }

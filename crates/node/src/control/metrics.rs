@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::routes::{unavailable, ApiError, ApiState};
+use crate::PerClass;
 
 /// Prometheus text exposition of the node's counters and gauges.
 pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
@@ -120,6 +121,18 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
             r as f64,
         );
     }
+    by_kind(
+        &mut out,
+        "gossipnet_bytes_sent_by_kind_total",
+        "Bytes of protocol messages queued to links, by kind of message.",
+        &s.counters.bytes_sent_by_kind,
+    );
+    by_kind(
+        &mut out,
+        "gossipnet_link_messages_sent_by_kind_total",
+        "Protocol messages queued to links, by kind of message.",
+        &s.counters.messages_sent_by_kind,
+    );
     let _ = writeln!(out, "# HELP gossipnet_node_info The node's identity.");
     let _ = writeln!(out, "# TYPE gossipnet_node_info gauge");
     let _ = writeln!(
@@ -137,6 +150,16 @@ pub(super) async fn metrics(State(state): State<Arc<ApiState>>) -> Result<Respon
     Ok(response)
 }
 
+/// A counter with one sample per class of message, labelled `kind`. The
+/// class names are plain lowercase words, so they need no escaping.
+fn by_kind(out: &mut String, name: &str, help: &str, counts: &PerClass) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (class, n) in counts.iter() {
+        let _ = writeln!(out, "{name}{{kind=\"{}\"}} {n}", class.name());
+    }
+}
+
 /// Escapes a Prometheus label value.
 fn label(value: &str) -> String {
     value
@@ -147,10 +170,28 @@ fn label(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use gossipnet_proto::wire::Class;
+
     use super::*;
 
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn counts_by_kind_are_one_counter_with_a_sample_per_kind() {
+        let mut counts = PerClass::default();
+        counts.add(Class::IHave, 42);
+        let mut out = String::new();
+        by_kind(&mut out, "x_total", "Help.", &counts);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[..2],
+            ["# HELP x_total Help.", "# TYPE x_total counter"]
+        );
+        assert_eq!(lines.len(), 2 + Class::COUNT);
+        assert!(lines.contains(&"x_total{kind=\"ihave\"} 42"), "{out}");
+        assert!(lines.contains(&"x_total{kind=\"gossip\"} 0"), "{out}");
     }
 }
