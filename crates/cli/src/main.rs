@@ -57,7 +57,7 @@ enum Command {
     #[command(subcommand)]
     Sim(cmd::sim::SimCommand),
     /// Measure broadcast: N nodes in this process over real TCP, figures as
-    /// JSON (docs/PERFORMANCE.md).
+    /// JSON (docs/PERFORMANCE.md); `gossipnet bench link` measures one link.
     Bench(cmd::bench::BenchArgs),
     /// Print shell completions: `gossipnet completions bash > FILE`.
     Completions(cmd::shell::CompletionsArgs),

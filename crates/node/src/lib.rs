@@ -12,7 +12,8 @@
 //!   its identity key and address book across runs;
 //! - [`chat`]: the body of a chat message; [`crawl`]: the network as a
 //!   crawl sees it; [`admin`]: signing a network-wide shutdown; [`time`]:
-//!   the wall clock the node stamps messages with; `control` (feature
+//!   the wall clock the node stamps messages with; [`linkbench`]: one
+//!   link's throughput on loopback beside plain TCP's; `control` (feature
 //!   `control-api`, on by default): the control API and dashboard, HTTP +
 //!   JSON on loopback; `testing` (feature `test-utils`, for tests only): a
 //!   hostile peer that speaks the real handshake and then sends whatever a
@@ -57,6 +58,7 @@ mod event;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;
+pub mod linkbench;
 mod node;
 mod status;
 mod store;
@@ -72,5 +74,5 @@ pub use error::NodeError;
 pub use event::{DirectMessage, DownReason, Events, EventsError, NodeEvent, Received};
 pub use history::{read_history, HistoryQuery, MAX_HISTORY_QUERY};
 pub use node::Node;
-pub use status::{Counters, Direction, Identity, PeerStatus, Role, Status, Views};
+pub use status::{Counters, Direction, Identity, PeerStatus, PerClass, Role, Status, Views};
 pub use store::{data_root, default_data_dir, write_private, DataDir, StoreError};

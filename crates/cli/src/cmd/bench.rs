@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use gossipnet_node::{Events, EventsError, Node, NodeEvent};
+use gossipnet_node::{Events, EventsError, Node, NodeEvent, PerClass};
 use gossipnet_proto::envelope::{Kind, MAX_BODY_BYTES};
 use gossipnet_proto::{MessageId, SecretKey};
 use nix::sys::resource::{getrusage, UsageWho};
@@ -50,7 +50,10 @@ const PROGRESS: Duration = Duration::from_secs(1);
 const SCHEDULE_SLACK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<super::bench_link::BenchCommand>,
     /// Nodes in this process.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
@@ -173,6 +176,9 @@ struct Collected {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(command) = args.command {
+        return super::bench_link::run(command);
+    }
     let killed = args.check()?;
     // Every node holds a listener and two sockets per link in this one
     // process, which can pass the usual soft limit of 1024 descriptors.
@@ -237,7 +243,7 @@ async fn bench(args: &BenchArgs, killed: usize) -> Result<Figures> {
         args.warmup_s
     );
     tokio::time::sleep(Duration::from_secs_f64(args.warmup_s)).await;
-    report_overlay(&nodes, "after warm-up").await;
+    let sent_at_warmup = report_overlay(&nodes, "after warm-up").await;
     let rss_after = proc_status_kb("VmRSS")?;
 
     let mut live = vec![true; n];
@@ -322,7 +328,8 @@ async fn bench(args: &BenchArgs, killed: usize) -> Result<Figures> {
     if lost > 0 {
         progress!("subscribers lagged and missed {lost} events: those deliveries are not counted");
     }
-    report_overlay(&nodes, "at the end").await;
+    let sent_at_end = report_overlay(&nodes, "at the end").await;
+    report_bytes(&sent_at_warmup, &sent_at_end);
     if let Some(hint) = lo_hint {
         progress!("{hint}");
     }
@@ -468,19 +475,22 @@ async fn report_progress(
 }
 
 /// Prints the shape of the overlay (active-view sizes over running nodes)
-/// and the protocol's broadcast counters summed over them.
-async fn report_overlay(nodes: &[Node], when: &str) {
+/// and the protocol's broadcast counters summed over them; returns the
+/// bytes they have sent, by class of message.
+async fn report_overlay(nodes: &[Node], when: &str) -> PerClass {
     let mut sizes = Vec::new();
     let (mut forwarded, mut duplicates) = (0, 0);
+    let mut bytes = PerClass::default();
     for node in nodes {
         if let Ok(status) = node.status().await {
             sizes.push(status.views.active.len());
             forwarded += status.counters.forwarded;
             duplicates += status.counters.duplicates;
+            bytes += status.counters.bytes_sent_by_kind;
         }
     }
     let (Some(min), Some(max)) = (sizes.iter().min(), sizes.iter().max()) else {
-        return;
+        return bytes;
     };
     let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
     let isolated = sizes.iter().filter(|&&s| s == 0).count();
@@ -488,6 +498,31 @@ async fn report_overlay(nodes: &[Node], when: &str) {
         "overlay {when}: {} nodes, active view min {min} mean {mean:.1} max {max}, \
          {isolated} without a neighbour; {forwarded} full copies sent, {duplicates} duplicates",
         sizes.len()
+    );
+    bytes
+}
+
+/// Prints where the bytes of the measured part went: message bytes queued
+/// to links between the two readings, by class, largest first. Crashed
+/// nodes answer no status, so with churn the split covers the survivors.
+fn report_bytes(before: &PerClass, after: &PerClass) {
+    let mut classes: Vec<(&str, u64)> = after
+        .iter()
+        .map(|(class, n)| (class.name(), n.saturating_sub(before.get(class))))
+        .collect();
+    let total: u64 = classes.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return;
+    }
+    classes.sort_by(|a, b| b.1.cmp(&a.1));
+    let split: Vec<String> = classes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n} ({:.1}%)", 100.0 * *n as f64 / total as f64))
+        .collect();
+    progress!(
+        "message bytes sent while measured: {total}, by kind: {}",
+        split.join(", ")
     );
 }
 

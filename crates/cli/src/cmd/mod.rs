@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_link;
 pub mod chat;
 pub mod ctl;
 pub mod node;

@@ -266,8 +266,8 @@ pub async fn connect(
 /// Answers a dial: runs the handshake as responder over `stream`.
 ///
 /// Not cancel-safe in any useful sense, as [`connect`].
-// The node answers through `accept_gated`; tests answer without a gate.
-#[cfg_attr(not(test), allow(dead_code))]
+// The node answers through `accept_gated`; tests and the link benchmark
+// answer without a gate.
 pub async fn accept(stream: TcpStream, cfg: &LinkConfig) -> Result<Link, HandshakeError> {
     accept_with(stream, cfg, make_proof).await
 }
