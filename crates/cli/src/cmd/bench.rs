@@ -514,7 +514,7 @@ fn report_bytes(before: &PerClass, after: &PerClass) {
     if total == 0 {
         return;
     }
-    classes.sort_by(|a, b| b.1.cmp(&a.1));
+    classes.sort_by_key(|c| std::cmp::Reverse(c.1));
     let split: Vec<String> = classes
         .iter()
         .filter(|(_, n)| *n > 0)
